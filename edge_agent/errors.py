@@ -1,0 +1,21 @@
+"""The agent's exception tree. Library errors are converted at the boundary with ``raise ... from``."""
+
+
+class EdgeAgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(EdgeAgentError):
+    """The configuration is invalid; ``errors`` holds one line per problem (``FILE:LINE: path: msg``)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class PublishError(EdgeAgentError):
+    """The broker refused or could not be reached."""
+
+
+class OutboxError(EdgeAgentError):
+    """The durable store failed (disk full, corrupt database)."""

@@ -1,0 +1,225 @@
+"""The supervisor: wires config, drivers, pipeline, outbox and publisher, and runs them until stopped.
+
+Start-up order is back to front (Telegraf's rule): the outbox opens first, then the publisher, then the
+pipeline, then the pollers, so nothing is produced before there is somewhere durable to put it. Shutdown is
+front to back: pollers stop, the last partial summary interval is closed and stored, the publisher gets a
+bounded time to finish in-flight publishes (whatever is not acknowledged stays in the outbox), the outbox
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.base import CommsState, Driver, DriverError, Quality, Reading
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.driver_factory import create_driver, device_units
+from edge_agent.outbox import Outbox
+from edge_agent.pipeline import Pipeline
+from edge_agent.publisher import Publisher
+from edge_agent.publisher_settings import publisher_settings
+from edge_agent.records import Priority, encode_payload, make_envelope
+from edge_agent.scheduler import CadenceStats, run_periodic
+from edge_agent.summaries import SummaryAggregator
+
+log = logging.getLogger(__name__)
+
+STATUS_CHECK_INTERVAL_S = 5.0
+
+
+@dataclass(slots=True)
+class DeviceRunner:
+    """One device's driver and the counters of its poll cadence."""
+
+    driver: Driver
+    poll_interval_s: float
+    publish_raw: bool = False
+    cadence: CadenceStats = field(default_factory=CadenceStats)
+    connected_once: bool = False
+
+
+def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
+    """Map each asset to its point keys; points that belong to no asset are summarised under their device."""
+    groups: dict[str, list[str]] = {a.name: list(a.points) for a in cfg.assets}
+    claimed = {p for pts in groups.values() for p in pts}
+    for device in cfg.devices:
+        loose = [f"{device.name}/{p.name}" for p in device.points if f"{device.name}/{p.name}" not in claimed]
+        if loose:
+            groups.setdefault(device.name, []).extend(loose)
+    return groups
+
+
+def telemetry_body(device: str, cycle_s: float, readings: Sequence[Reading]) -> dict[str, object]:
+    """One poll cycle's raw values: ``values`` by point, ``quality`` only for points that are not good."""
+    values: dict[str, object] = {}
+    quality: dict[str, str] = {}
+    for r in readings:
+        values[r.point] = r.value
+        if r.quality is not Quality.GOOD:
+            quality[r.point] = r.quality.value
+    return {"device": device, "cycle": int(cycle_s * 1000), "values": values, "quality": quality}
+
+
+class Agent:
+    """One running agent: construct with a validated config, then ``await run(stop)``."""
+
+    def __init__(self, cfg: AgentConfig, config_text: str = "") -> None:
+        self.cfg = cfg
+        self.config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16] if config_text else ""
+        self.started_ts = time.time()
+        self.data_dir = Path(cfg.agent.data_dir)
+        self.prefix = cfg.topic_prefix
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        units: dict[str, str] = {}
+        for device in cfg.devices:
+            units.update(device_units(device))
+        self.units = units
+        self.pipeline = Pipeline(
+            SummaryAggregator(asset_groups(cfg), units, cfg.summaries.statistics, start_s=time.time()),
+            units,
+            self.emit,
+        )
+        self.devices: dict[str, DeviceRunner] = {
+            d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
+            for d in cfg.devices
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_status_key: object = None
+        self.ready = asyncio.Event()
+        self.on_ready: list[Callable[[], None]] = []
+
+    # ----------------------------------------------------------------- records
+    async def emit(self, topic_suffix: str, body: dict[str, object], priority: Priority,
+                   retain: bool = False) -> None:
+        """Wrap ``body`` in the wire envelope and store it durably; returns after the commit."""
+        assert self.outbox is not None, "emit() before the outbox is open"
+        payload = encode_payload(make_envelope(body, self.cfg.agent.id))
+        await self.outbox.put(f"{self.prefix}/{topic_suffix}", payload, priority, qos=1, retain=retain)
+
+    def status(self) -> dict[str, object]:
+        """The agent's status body (birth message and its updates)."""
+        buffer = self.outbox.stats() if self.outbox is not None else {}
+        return {
+            "state": "online",
+            "agent": self.cfg.agent.id,
+            "site": self.cfg.agent.site,
+            "version": __version__,
+            "config_hash": self.config_hash,
+            "started": int(self.started_ts * 1000),
+            "devices": {name: r.driver.comms.as_dict() for name, r in self.devices.items()},
+            "buffer": buffer,
+        }
+
+    def _status_key(self) -> object:
+        """What, when changed, makes the status worth republishing (not every counter tick)."""
+        buffer = self.outbox.stats() if self.outbox is not None else {}
+        return (
+            tuple((n, r.driver.comms.state.value, r.driver.comms.reconnects) for n, r in self.devices.items()),
+            repr(buffer.get("evicted")),
+            repr(buffer.get("mode")),
+        )
+
+    # ----------------------------------------------------------------- tasks
+    async def _poll_cycle(self, name: str, runner: DeviceRunner, due_s: float) -> None:
+        driver = runner.driver
+        if not runner.connected_once:
+            try:
+                await driver.connect()
+                runner.connected_once = True
+            except DriverError as exc:
+                log.warning("%s: cannot connect yet (%s); retrying on the next cycles", name, exc)
+                runner.connected_once = True  # from here on read() owns reconnection and backoff
+        result = await driver.read()
+        if result.readings:
+            self.pipeline.on_readings(name, result.readings)
+            if runner.publish_raw:
+                await self.emit(f"telemetry/{name}", telemetry_body(name, due_s, result.readings),
+                                Priority.TELEMETRY)
+        if result.waveforms:
+            await self.pipeline.on_waveforms(name, result.waveforms)
+
+    def _poller(self, name: str, runner: DeviceRunner) -> Callable[[float], Awaitable[None]]:
+        async def cycle(due_s: float) -> None:
+            await self._poll_cycle(name, runner, due_s)
+
+        return cycle
+
+    async def _summary_cycle(self, due_s: float) -> None:
+        await self.pipeline.close_summary_interval(due_s)
+
+    async def _status_cycle(self, due_s: float) -> None:
+        key = self._status_key()
+        if key != self._last_status_key:
+            self._last_status_key = key
+            if self.publisher is not None:
+                await self.publisher.publish_status()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Open the outbox, start the publisher and every poller; returns once all are running."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = await Outbox.open(
+            self.data_dir / "outbox.sqlite", self.cfg.buffer.max_size, self.cfg.buffer.max_age
+        )
+        self.publisher = Publisher(publisher_settings(self.cfg), self.outbox, self.status)
+        await self.publisher.start()
+        self.pipeline.summaries.reset_start(time.time())
+        for name, runner in self.devices.items():
+            self._spawn(run_periodic(runner.poll_interval_s, self._poller(name, runner),
+                                     name=f"poll {name}", stats=runner.cadence), f"poll:{name}")
+        self._spawn(run_periodic(self.cfg.summaries.interval, self._summary_cycle, name="summaries"),
+                    "summaries")
+        self._spawn(run_periodic(STATUS_CHECK_INTERVAL_S, self._status_cycle, name="status", align=False),
+                    "status")
+        self.ready.set()
+        for callback in self.on_ready:
+            callback()
+        log.info("agent %s started: %d device(s), publishing to %s under %s", self.cfg.agent.id,
+                 len(self.devices), self.cfg.mqtt.url, self.prefix)
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Stop pollers, store the last partial summary, let the publisher drain, close the outbox."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for runner in self.devices.values():
+            with contextlib.suppress(Exception):
+                await runner.driver.close()
+        if self.outbox is not None:
+            try:
+                await self.pipeline.close_summary_interval(time.time())
+            except Exception:
+                log.exception("could not store the last partial summary")
+        if self.publisher is not None:
+            await self.publisher.stop(drain_timeout_s)
+        if self.outbox is not None:
+            await self.outbox.close()
+        log.info("agent %s stopped", self.cfg.agent.id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set, then stop cleanly."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def comms_summary(self) -> dict[str, CommsState]:
+        """Each device's link state."""
+        return {name: r.driver.comms.state for name, r in self.devices.items()}

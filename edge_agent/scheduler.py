@@ -1,0 +1,95 @@
+"""Drift-free periodic execution.
+
+A device is polled on a fixed grid: tick ``k`` is due at ``t0 + k * period`` where ``t0`` is aligned to a
+multiple of the period on the wall clock (so a 1 s poll runs on whole seconds and a 60 s summary closes on
+the minute). Sleeping uses the event loop's monotonic clock, so wall-clock steps do not disturb the cadence
+and errors never accumulate. A tick is never run while the previous one is still running: when a cycle
+overruns its period, the ticks it missed are skipped and counted, never queued (Telegraf's rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CadenceStats:
+    """Counters of one periodic task. Times in seconds."""
+
+    cycles: int = 0
+    skipped: int = 0
+    last_duration_s: float = 0.0
+    max_duration_s: float = 0.0
+    last_lateness_s: float = 0.0
+    lateness_samples_s: list[float] = field(default_factory=list)
+
+    def record(self, lateness_s: float, duration_s: float) -> None:
+        """Record one executed cycle (lateness = start time minus due time)."""
+        self.cycles += 1
+        self.last_duration_s = duration_s
+        self.max_duration_s = max(self.max_duration_s, duration_s)
+        self.last_lateness_s = lateness_s
+        self.lateness_samples_s.append(lateness_s)
+        if len(self.lateness_samples_s) > 1024:  # bounded: keep the most recent half
+            del self.lateness_samples_s[:512]
+
+
+def aligned_start(period_s: float, now_wall_s: float) -> float:
+    """Return the next wall-clock instant (epoch s) that is a whole multiple of ``period_s``."""
+    if period_s <= 0:
+        raise ValueError(f"{period_s=} must be > 0")
+    return math.floor(now_wall_s / period_s) * period_s + period_s
+
+
+async def run_periodic(
+    period_s: float,
+    cycle: Callable[[float], Awaitable[None]],
+    *,
+    name: str,
+    stats: CadenceStats | None = None,
+    align: bool = True,
+) -> None:
+    """Call ``await cycle(due_wall_s)`` every ``period_s`` seconds until cancelled.
+
+    ``due_wall_s`` is the tick's nominal wall-clock time (epoch s), used as the cycle timestamp so that
+    records line up on the grid. Exceptions from ``cycle`` are logged and the cadence goes on: a runtime
+    error never stops the agent.
+    """
+    if period_s <= 0:
+        raise ValueError(f"{period_s=} must be > 0")
+    stats = stats if stats is not None else CadenceStats()
+    loop = asyncio.get_running_loop()
+    wall_now = time.time()
+    first_due_wall = aligned_start(period_s, wall_now) if align else wall_now
+    # Map the wall-clock grid onto the monotonic clock once; from here on only the monotonic clock counts.
+    mono_origin = loop.time() + (first_due_wall - wall_now)
+    k = 0
+    while True:
+        due_mono = mono_origin + k * period_s
+        delay = due_mono - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        started = loop.time()
+        try:
+            await cycle(first_due_wall + k * period_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: cycle failed; the next one runs on schedule", name)
+        finished = loop.time()
+        stats.record(started - due_mono, finished - started)
+        # Next tick strictly after now: skip (and count) every tick that fell inside this cycle.
+        next_k = max(k + 1, math.floor((finished - mono_origin) / period_s) + 1)
+        skipped = next_k - k - 1
+        if skipped:
+            stats.skipped += skipped
+            log.warning("%s: cycle took %.3f s, skipped %d tick(s) of %.3f s", name,
+                        finished - started, skipped, period_s)
+        k = next_k

@@ -1,0 +1,84 @@
+"""The drift-free cadence: aligned start, no cumulative drift, no overlap, overruns skipped and counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edge_agent.scheduler import CadenceStats, aligned_start, run_periodic
+
+
+def test_aligned_start_is_next_multiple() -> None:
+    assert aligned_start(1.0, 100.25) == 101.0
+    assert aligned_start(60.0, 125.0) == 180.0
+    assert aligned_start(0.25, 10.0) == 10.25
+    with pytest.raises(ValueError, match="period_s"):
+        aligned_start(0.0, 1.0)
+
+
+async def test_due_times_lie_on_the_grid_without_drift() -> None:
+    dues: list[float] = []
+
+    async def cycle(due: float) -> None:
+        dues.append(due)
+        await asyncio.sleep(0.005)  # work inside the cycle must not shift the grid
+
+    task = asyncio.create_task(run_periodic(0.05, cycle, name="t"))
+    while len(dues) < 12:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    steps = [b - a for a, b in zip(dues, dues[1:], strict=False)]
+    # Nominal due times are exact multiples of the period: no accumulated error at all.
+    # (epoch seconds carry ~2e-7 s of float resolution, hence abs=1e-6). On a loaded machine a tick may be
+    # skipped, so each step is a whole number of periods.
+    for step in steps:
+        assert step / 0.05 == pytest.approx(round(step / 0.05), abs=1e-4)
+        assert round(step / 0.05) >= 1
+    assert round(dues[0] / 0.05) * 0.05 == pytest.approx(dues[0], abs=1e-6)
+
+
+async def test_overrun_skips_ticks_and_never_overlaps() -> None:
+    running = 0
+    max_running = 0
+    dues: list[float] = []
+    stats = CadenceStats()
+
+    async def slow_cycle(due: float) -> None:
+        nonlocal running, max_running
+        running += 1
+        max_running = max(max_running, running)
+        dues.append(due)
+        await asyncio.sleep(0.12)  # longer than two periods
+        running -= 1
+
+    task = asyncio.create_task(run_periodic(0.05, slow_cycle, name="slow", stats=stats, align=False))
+    while len(dues) < 4:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert max_running == 1
+    assert stats.skipped >= 2 * (stats.cycles)  # each 0.12 s cycle swallows at least two 0.05 s ticks
+    gaps = [b - a for a, b in zip(dues, dues[1:], strict=False)]
+    assert all(g >= 0.15 - 1e-6 for g in gaps)
+
+
+async def test_a_failing_cycle_does_not_stop_the_cadence() -> None:
+    calls = 0
+
+    async def flaky(due: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 2:
+            raise RuntimeError("device exploded")
+
+    task = asyncio.create_task(run_periodic(0.02, flaky, name="flaky", align=False))
+    while calls < 5:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls >= 5

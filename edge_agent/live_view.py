@@ -100,7 +100,7 @@ class LiveView:
             colour = GREEN if state == "online" else RED
             buf = s.get("buffer", {})
             lines.append(f"agent {s.get('agent', '?')}  {colour}{state}{RESET}  version {s.get('version', '?')}"
-                         f"  config {s.get('config_hash', '')}  buffer depth {buf.get('depth', buf)}")
+                         f"  config {s.get('config_hash', '')}  buffered {buf.get('records', '?')} record(s)")
             for name, comms in s.get("devices", {}).items():
                 c = GREEN if comms.get("state") == "ok" else RED
                 lines.append(f"  device {name:<16} {c}{comms.get('state')}{RESET}"

@@ -30,6 +30,7 @@ from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
 from edge_agent.scheduler import CadenceStats, run_periodic
 from edge_agent.summaries import SummaryAggregator
+from edge_agent.vibration_stage import VibrationStage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Agent:
             units,
             self.emit,
         )
+        self.vibration = VibrationStage(cfg, self.emit, self._latest_number)
         self.devices: dict[str, DeviceRunner] = {
             d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
             for d in cfg.devices
@@ -97,6 +99,13 @@ class Agent:
         self._last_status_key: object = None
         self.ready = asyncio.Event()
         self.on_ready: list[Callable[[], None]] = []
+
+    def _latest_number(self, key: str) -> float | None:
+        """The latest good numeric value of point ``key`` (``device/point``), or None."""
+        latest = self.pipeline.latest.get(key)
+        if latest is None or latest.quality is not Quality.GOOD or isinstance(latest.value, (str, bool)):
+            return None
+        return float(latest.value) if isinstance(latest.value, (int, float)) else None
 
     # ----------------------------------------------------------------- records
     async def emit(self, topic_suffix: str, body: dict[str, object], priority: Priority,
@@ -147,6 +156,8 @@ class Agent:
                                 Priority.TELEMETRY)
         if result.waveforms:
             await self.pipeline.on_waveforms(name, result.waveforms)
+            for waveform in result.waveforms:
+                await self.vibration.on_waveform(name, waveform)
 
     def _poller(self, name: str, runner: DeviceRunner) -> Callable[[float], Awaitable[None]]:
         async def cycle(due_s: float) -> None:

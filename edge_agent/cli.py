@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-interval", type=float, default=10.0,
                    help="summary interval in seconds for the demo (default 10)")
     p.add_argument("--plain", action="store_true", help="print lines instead of redrawing the screen")
+    p.add_argument("--scenario", default="outer_race",
+                   help="simulated fault that grows over minutes (default outer_race; healthy for none)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -23,6 +23,7 @@ from edge_agent.config import load_config_data
 from edge_agent.demo_broker import EmbeddedBroker
 from edge_agent.errors import ConfigError
 from edge_agent.live_view import LiveView
+from edge_agent.simulate import start_simulator
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,6 @@ def _log_to_file(path: Path) -> None:
 
 async def run_demo(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or ``args.duration`` seconds; return the exit code."""
-    from drivers.sim.modbus_server import ModbusSimServer
-    from drivers.sim.plant import Plant
-
     if args.config:
         source = args.config
         text = await asyncio.to_thread(Path(args.config).read_text, encoding="utf-8")
@@ -81,17 +79,17 @@ async def run_demo(args: argparse.Namespace) -> int:
         loop.call_later(args.duration, stop.set)
 
     async with EmbeddedBroker() as broker:
-        sim = ModbusSimServer(Plant(seed=1), host="127.0.0.1", port=0)
-        await sim.start()
+        sim = await start_simulator("127.0.0.1", 0, None, args.scenario, seed=1)
         try:
-            data = point_config_at(data, broker.url, sim.port, args.summary_interval, None)
+            data = point_config_at(data, broker.url, sim.modbus.port, args.summary_interval, None)
             try:
                 cfg = load_config_data(data, source)
             except ConfigError as exc:
                 for line in exc.errors:
                     print(line, file=sys.stderr)
                 return 2
-            print(f"demo: broker {broker.url}, simulated PLC modbus://127.0.0.1:{sim.port}, "
+            print(f"demo: broker {broker.url}, simulated PLC modbus://127.0.0.1:{sim.modbus.port} "
+                  f"(scenario {args.scenario}), "
                   f"agent {cfg.agent.id} publishing under {cfg.topic_prefix}/", flush=True)
             agent = Agent(cfg, text)
             view = LiveView(broker.host, broker.port, cfg.topic_prefix, plain=args.plain)

@@ -21,6 +21,7 @@ from typing import Any
 
 from drivers.base import CommsState, Driver, DriverError, Quality, Reading
 from edge_agent import __version__
+from edge_agent.alarm_stage import AlarmStage
 from edge_agent.config import AgentConfig
 from edge_agent.driver_factory import create_driver, device_units
 from edge_agent.outbox import Outbox
@@ -35,6 +36,7 @@ from edge_agent.vibration_stage import VibrationStage
 log = logging.getLogger(__name__)
 
 STATUS_CHECK_INTERVAL_S = 5.0
+ALARM_TICK_INTERVAL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -46,6 +48,7 @@ class DeviceRunner:
     publish_raw: bool = False
     cadence: CadenceStats = field(default_factory=CadenceStats)
     connected_once: bool = False
+    last_state: CommsState | None = None
 
 
 def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
@@ -91,6 +94,7 @@ class Agent:
             self.emit,
         )
         self.vibration = VibrationStage(cfg, self.emit, self._latest_number)
+        self.alarms = AlarmStage(cfg, units, self.emit, self.data_dir)
         self.devices: dict[str, DeviceRunner] = {
             d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
             for d in cfg.devices
@@ -127,6 +131,7 @@ class Agent:
             "started": int(self.started_ts * 1000),
             "devices": {name: r.driver.comms.as_dict() for name, r in self.devices.items()},
             "buffer": buffer,
+            "alarms_active": len(self.alarms.active()),
         }
 
     def _status_key(self) -> object:
@@ -154,10 +159,22 @@ class Agent:
             if runner.publish_raw:
                 await self.emit(f"telemetry/{name}", telemetry_body(name, due_s, result.readings),
                                 Priority.TELEMETRY)
+            await self.alarms.on_readings(name, result.readings)
         if result.waveforms:
             await self.pipeline.on_waveforms(name, result.waveforms)
             for waveform in result.waveforms:
-                await self.vibration.on_waveform(name, waveform)
+                vib = await self.vibration.on_waveform(name, waveform)
+                if vib is not None:
+                    key = f"{name}/{waveform.point}"
+                    settings = self.vibration.channels.get(key)
+                    await self.alarms.on_vibration(settings.asset if settings else name, key, vib, waveform.ts)
+        state = driver.comms.state
+        if state is not runner.last_state:
+            if state is CommsState.DOWN:
+                await self.alarms.on_comms(name, True, driver.comms.last_error or "")
+            elif runner.last_state is CommsState.DOWN:
+                await self.alarms.on_comms(name, False)
+            runner.last_state = state
 
     def _poller(self, name: str, runner: DeviceRunner) -> Callable[[float], Awaitable[None]]:
         async def cycle(due_s: float) -> None:
@@ -167,6 +184,9 @@ class Agent:
 
     async def _summary_cycle(self, due_s: float) -> None:
         await self.pipeline.close_summary_interval(due_s)
+
+    async def _alarm_tick(self, due_s: float) -> None:
+        await self.alarms.tick(time.time())
 
     async def _status_cycle(self, due_s: float) -> None:
         key = self._status_key()
@@ -195,6 +215,8 @@ class Agent:
                     "summaries")
         self._spawn(run_periodic(STATUS_CHECK_INTERVAL_S, self._status_cycle, name="status", align=False),
                     "status")
+        self._spawn(run_periodic(ALARM_TICK_INTERVAL_S, self._alarm_tick, name="alarm timers", align=False),
+                    "alarm-tick")
         self.ready.set()
         for callback in self.on_ready:
             callback()
@@ -217,6 +239,7 @@ class Agent:
                 await self.pipeline.close_summary_interval(time.time())
             except Exception:
                 log.exception("could not store the last partial summary")
+        self.alarms.save()
         if self.publisher is not None:
             await self.publisher.stop(drain_timeout_s)
         if self.outbox is not None:

@@ -1,0 +1,268 @@
+"""Readings and vibration results in, alert records out: the agent's side of ``diagnostics.alarms``.
+
+Every configured limit rule becomes a :class:`~diagnostics.alarms.LimitAlarm`; every waveform point of an
+asset with a machine description gets an ISO 20816 zone alarm and one alarm per fault indicator
+(unbalance, misalignment, looseness, bearing defects), raised after the indicator is detected in
+``FAULT_CONSECUTIVE_CAPTURES`` consecutive captures. A device whose link goes down raises one
+``device_down`` alarm through the storm guard instead of one alarm per point.
+
+Alarm state is saved to ``alarms.json`` in the data dir after every batch of events, *after* the events
+themselves are committed to the outbox (write to a temporary file, fsync, rename). A crash between the two
+can therefore repeat an event after the restart (the cloud sees the same alarm id and episode twice) but
+never lose one; an agent restart neither re-raises an active alarm nor forgets a clear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from diagnostics.alarms import (
+    AlarmEvent,
+    FaultAlarm,
+    FaultRule,
+    LimitAlarm,
+    LimitRule,
+    RuleAlarm,
+    StormGuard,
+    ZoneAlarm,
+    ZoneRule,
+)
+from diagnostics.iso20816 import iso20816_3_limits
+from diagnostics.vibration import VibrationResult
+from drivers.base import Quality, Reading
+from edge_agent.config import AgentConfig, ThresholdRule
+from edge_agent.records import Priority
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, object], Priority], Awaitable[None]]
+FAULT_CONSECUTIVE_CAPTURES = 2
+STATE_FILE = "alarms.json"
+
+
+def limit_rule(rule: ThresholdRule, unit: str) -> LimitRule:
+    """The diagnostics' limit rule for a configured threshold rule."""
+    return LimitRule(
+        rule_id=rule.name or f"{rule.point}:limit",
+        point=rule.point,
+        unit=unit,
+        high=rule.high,
+        high_high=rule.high_high,
+        low=rule.low,
+        low_low=rule.low_low,
+        deadband=rule.deadband,
+        on_delay_s=rule.on_delay,
+        off_delay_s=rule.off_delay,
+        severity_high=rule.severity.high,
+        severity_high_high=rule.severity.high_high,
+        severity_low=rule.severity.low,
+        severity_low_low=rule.severity.low_low,
+    )
+
+
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write ``data`` as JSON so that ``path`` always holds a complete file (temp file, fsync, rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AlarmStage:
+    """All alarm instances of one config, fed by the pipeline, persisted in the data dir."""
+
+    def __init__(self, cfg: AgentConfig, units: dict[str, str], emit: Emit, data_dir: Path) -> None:
+        self._emit = emit
+        self._state_path = data_dir / STATE_FILE
+        self._asset_of: dict[str, str] = {}
+        for asset in cfg.assets:
+            for key in asset.points:
+                self._asset_of.setdefault(key, asset.name)
+        self.limit_alarms: dict[str, list[LimitAlarm]] = {}
+        for rule in cfg.rules:
+            if isinstance(rule, ThresholdRule):
+                alarm = LimitAlarm(limit_rule(rule, units.get(rule.point, "")))
+                self.limit_alarms.setdefault(rule.point, []).append(alarm)
+        self.zone_alarms: dict[str, ZoneAlarm] = {}
+        self.fault_alarms: dict[str, dict[str, FaultAlarm]] = {}
+        for asset in cfg.assets:
+            if asset.machine is None:
+                continue
+            limits = iso20816_3_limits(asset.machine.group, asset.machine.foundation)
+            waveform_points = [f"{d.name}/{p.name}" for d in cfg.devices for p in d.points
+                               if getattr(p, "kind", "value") == "waveform"]
+            for key in (k for k in waveform_points if k in asset.points):
+                self.zone_alarms[key] = ZoneAlarm(ZoneRule(
+                    rule_id=f"{key}:iso_zone", point=key,
+                    boundaries_mm_s=(limits.ab_mm_s, limits.bc_mm_s, limits.cd_mm_s)))
+                self.fault_alarms[key] = {}
+        self.storm = StormGuard()
+        self.events_emitted = 0
+        self._load()
+
+    # ----------------------------------------------------------------- lookup
+    def all_alarms(self) -> Iterable[RuleAlarm]:
+        """Every alarm instance."""
+        for alarms in self.limit_alarms.values():
+            yield from alarms
+        yield from self.zone_alarms.values()
+        for faults in self.fault_alarms.values():
+            yield from faults.values()
+
+    def find(self, alarm_id: str) -> RuleAlarm | None:
+        """The alarm whose id (or rule id) is ``alarm_id``."""
+        for alarm in self.all_alarms():
+            if alarm.rule_id == alarm_id or alarm.snapshot().alarm_id == alarm_id:
+                return alarm
+        return None
+
+    def active(self) -> list[dict[str, object]]:
+        """Snapshots of the alarms that are currently raised (for status and remote commands)."""
+        out = []
+        for alarm in self.all_alarms():
+            snap = alarm.snapshot()
+            if snap.active_level is not None:
+                out.append(dataclasses.asdict(snap) | {"rule": alarm.rule_id})
+        return out
+
+    # ----------------------------------------------------------------- inputs
+    async def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
+        """Feed one device's readings to the limit alarms of their points."""
+        if not self.limit_alarms:
+            return
+        events: list[AlarmEvent] = []
+        for r in readings:
+            alarms = self.limit_alarms.get(f"{device}/{r.point}")
+            if not alarms:
+                continue
+            value = r.value if isinstance(r.value, (int, float)) and not isinstance(r.value, bool) else None
+            ts = r.source_ts or r.receive_ts
+            for alarm in alarms:
+                events.extend(alarm.update(ts, value, r.quality.value))
+        await self._publish(events)
+
+    async def on_vibration(self, asset: str, key: str, result: VibrationResult, ts_s: float) -> None:
+        """Feed one vibration result to the zone and fault alarms of its point."""
+        events: list[AlarmEvent] = []
+        zone = self.zone_alarms.get(key)
+        if zone is not None:
+            events.extend(zone.update(ts_s, result.velocity_rms_mm_s, Quality.GOOD.value))
+        faults = self.fault_alarms.get(key)
+        if faults is not None:
+            indicators: dict[str, tuple[bool, float, dict[str, object]]] = {}
+            for name, ind in result.shaft.items():
+                indicators[name] = (ind.detected, ind.score, ind.to_dict())
+            for name, det in result.bearing.items():
+                indicators[f"bearing_{name}"] = (det.detected, det.score, det.to_dict())
+            for name, (detected, score, evidence) in indicators.items():
+                alarm = faults.get(name)
+                if alarm is None:
+                    alarm = faults[name] = FaultAlarm(FaultRule(
+                        rule_id=f"{key}:{name}", point=key, fault=name, threshold=0.5,
+                        consecutive=FAULT_CONSECUTIVE_CAPTURES, clear_threshold=0.5,
+                        clear_consecutive=FAULT_CONSECUTIVE_CAPTURES))
+                    self._restore_one(alarm)
+                events.extend(alarm.update_capture(ts_s, 1.0 if detected else 0.0,
+                                                   {"score": score, "indicator": evidence}))
+        await self._publish(events)
+
+    async def on_comms(self, device: str, down: bool, reason: str = "") -> None:
+        """Tell the storm guard that ``device`` went down or came back."""
+        now = time.time()
+        events = self.storm.device_down(device, now, reason) if down else self.storm.device_up(device, now)
+        await self._publish(events, filtered=True)
+
+    async def tick(self, now_s: float) -> None:
+        """Advance time-based transitions (on/off delays, shelving, storm summaries)."""
+        events: list[AlarmEvent] = []
+        for alarm in self.all_alarms():
+            events.extend(alarm.tick(now_s))
+        await self._publish(events)
+        await self._publish(self.storm.tick(now_s), filtered=True)
+
+    # ----------------------------------------------------------------- operator actions
+    async def acknowledge(self, alarm_id: str, by: str) -> dict[str, object]:
+        """Acknowledge an active alarm; the acknowledgement is published as an ``updated`` event."""
+        alarm = self.find(alarm_id)
+        if alarm is None:
+            raise KeyError(f"no alarm {alarm_id!r}")
+        event = alarm.acknowledge(by, time.time())
+        await self._publish([event])
+        return event.to_dict()
+
+    async def shelve(self, alarm_id: str, duration_s: float, by: str) -> dict[str, object]:
+        """Shelve an alarm for ``duration_s`` seconds (no events until then)."""
+        alarm = self.find(alarm_id)
+        if alarm is None:
+            raise KeyError(f"no alarm {alarm_id!r}")
+        alarm.shelve(time.time(), duration_s, by)
+        self._save()
+        return dataclasses.asdict(alarm.snapshot())
+
+    # ----------------------------------------------------------------- output and state
+    async def _publish(self, events: Sequence[AlarmEvent], filtered: bool = False) -> None:
+        if not events:
+            return
+        if not filtered:
+            events = self.storm.filter(events)
+        for event in events:
+            body = event.to_dict()
+            asset = self._asset_of.get(event.point) or event.point.split("/", 1)[0]
+            body["asset"] = asset
+            await self._emit(f"alerts/{asset}", body, Priority.ALERT)
+            self.events_emitted += 1
+        self._save()
+
+    def _state(self) -> dict[str, object]:
+        return {"alarms": {a.rule_id: a.to_dict() for a in self.all_alarms()}, "storm": self.storm.to_dict()}
+
+    def _save(self) -> None:
+        try:
+            write_json_atomically(self._state_path, self._state())
+        except OSError as exc:
+            log.error("cannot save alarm state to %s: %s", self._state_path, exc)
+
+    def save(self) -> None:
+        """Persist the alarm state now (at shutdown)."""
+        self._save()
+
+    def _load(self) -> None:
+        self._saved: dict[str, Any] = {}
+        try:
+            data = json.loads(self._state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.error("alarm state %s unreadable (%s); starting with every alarm normal", self._state_path, exc)
+            return
+        self._saved = dict(data.get("alarms", {}))
+        for alarm in self.all_alarms():
+            self._restore_one(alarm)
+        try:
+            self.storm.load_dict(data.get("storm", {}))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("storm guard state not restored: %s", exc)
+
+    def _restore_one(self, alarm: RuleAlarm) -> None:
+        saved = self._saved.get(alarm.rule_id)
+        if saved is None:
+            return
+        try:
+            alarm.load_dict(saved)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("alarm %s: saved state does not fit the rule any more (%s); starting normal",
+                        alarm.rule_id, exc)

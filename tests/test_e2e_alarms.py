@@ -1,0 +1,62 @@
+"""Alerts end to end: a limit rule on a simulated PLC value raises one alert at a real broker, and an agent
+restart neither re-raises it nor forgets it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from drivers.sim.modbus_server import ModbusSimServer
+from edge_agent.agent import Agent
+from edge_agent.config import load_config_data
+
+try:
+    from tests.mqtt_support import Mosquitto, MqttCollector, poll_until
+    from tests.test_e2e_agent import PREFIX, agent_config, frozen_plc
+except ImportError:
+    from mqtt_support import Mosquitto, MqttCollector, poll_until  # type: ignore[no-redef]
+    from test_e2e_agent import PREFIX, agent_config, frozen_plc  # type: ignore[no-redef]
+
+__all__ = ["frozen_plc"]
+
+
+def alerts(messages: list[tuple[str, bytes]]) -> list[dict[str, object]]:
+    return [json.loads(p) for t, p in messages if t.startswith(f"{PREFIX}/alerts/")]
+
+
+async def test_limit_alert_raised_once_across_a_restart(mosquitto: Mosquitto, frozen_plc: ModbusSimServer,
+                                                        tmp_path: Path) -> None:
+    temp = frozen_plc.plant.value("motor.bearing_temp_c")
+    base = agent_config(tmp_path / "data", mosquitto.url, frozen_plc.port, summary_s=5.0)
+    data = base.model_dump(mode="json", exclude_none=True)
+    data["rules"] = [{"name": "bearing-hot", "point": "plc/bearing_temp", "high": round(temp - 5, 3),
+                      "high_high": round(temp + 50, 3), "deadband": 1.0, "on_delay": "300ms"}]
+    cfg = load_config_data(data, "alarm-test")
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/alerts/#").start()
+    try:
+        first = Agent(cfg)
+        await first.start()
+        try:
+            msgs = await collector.wait_until(lambda m: len(alerts(m)) >= 1, 30)
+        finally:
+            await first.stop()
+        (raised,) = alerts(msgs)
+        assert raised["state"] == "raised" and raised["severity"] == "warning"
+        assert raised["rule"] == "bearing-hot" and raised["point"] == "plc/bearing_temp"
+        assert raised["asset"] == "pump-1" and raised["unit"] == "degC"
+        assert raised["limit"] == round(temp - 5, 3)
+        assert abs(float(raised["value"]) - temp) < 1e-3  # type: ignore[arg-type]
+        assert "degC" in str(raised["message"])
+        assert (tmp_path / "data" / "alarms.json").exists()
+
+        second = Agent(cfg)
+        await second.start()
+        try:
+            # Let the restarted agent evaluate the rule many times with the value still high.
+            await poll_until(lambda: second.pipeline.readings_good >= 30, 30, "readings after restart")
+            assert second.alarms.active(), "the active alarm was forgotten across the restart"
+        finally:
+            await second.stop()
+        assert len(alerts(collector.snapshot())) == 1, "the restart re-raised an active alarm"
+    finally:
+        collector.close()

@@ -30,6 +30,7 @@ def _print_config_errors(errors: list[str]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config file; print a summary (exit 0) or every error (exit 2)."""
     from edge_agent.config import config_summary, load_config
+    from edge_agent.config.files import missing_files
     from edge_agent.errors import ConfigError
 
     try:
@@ -38,6 +39,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_config_errors(exc.errors)
         return EXIT_CONFIG
     print(config_summary(cfg))
+    problems = missing_files(cfg)
+    if problems:
+        print(f"\n{len(problems)} referenced file(s) missing or unreadable on this machine:", file=sys.stderr)
+        for line in problems:
+            print(f"  {args.config}: {line}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"\n{args.config}: OK")
     return EXIT_OK
 

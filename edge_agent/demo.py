@@ -16,10 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edge_agent.agent import Agent
-from edge_agent.config import load_config_data
+from edge_agent.config import load_config_data, parse_config_text
 from edge_agent.demo_broker import EmbeddedBroker
 from edge_agent.errors import ConfigError
 from edge_agent.live_view import LiveView
@@ -67,7 +65,12 @@ async def run_demo(args: argparse.Namespace) -> int:
         text = await asyncio.to_thread(Path(args.config).read_text, encoding="utf-8")
     else:
         source, text = "demo.yaml", demo_config_text()
-    data = yaml.safe_load(text)
+    try:
+        data = parse_config_text(text, source)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
     if not args.plain:
         _log_to_file(Path("var/demo.log"))
 

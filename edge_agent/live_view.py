@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 CLEAR = "\x1b[H\x1b[2J"
 BOLD = "\x1b[1m"
@@ -44,7 +45,7 @@ class LiveView:
         self.plain = plain
         self.state = ViewState()
         self._lock = threading.Lock()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"live-view-{time.time_ns()}")
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"live-view-{time.time_ns()}")
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._host, self._port = host, port

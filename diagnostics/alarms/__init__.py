@@ -1,0 +1,50 @@
+"""Alarm state machines: samples ``(ts_s, value, quality)`` in, ``raised/updated/cleared`` events out.
+
+Pure logic: no I/O, no clocks (time arrives with samples and ``tick(now_s)``), no asyncio. Every
+alarm persists with ``to_dict()`` and restores with ``load_dict()`` so a restart neither re-raises
+nor forgets. See :mod:`diagnostics.alarms.machine` for the lifecycle rules shared by all kinds.
+"""
+
+from diagnostics.alarms.base import RuleAlarm
+from diagnostics.alarms.bulk import BulkLimitEvaluator
+from diagnostics.alarms.deviation import DeviationAlarm, DeviationRule
+from diagnostics.alarms.events import AlarmEvent, Level
+from diagnostics.alarms.interlock import Interlock
+from diagnostics.alarms.limit import LimitAlarm, LimitBands, LimitRule
+from diagnostics.alarms.machine import HOLD, AlarmIdentity, AlarmMachine, AlarmSnapshot, Timing
+from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
+from diagnostics.alarms.quality import BadQualityAlarm, BadQualityRule, StaleAlarm, StaleRule
+from diagnostics.alarms.rate import RateAlarm, RateRule
+from diagnostics.alarms.storm import StormGuard
+from diagnostics.alarms.vibration import FaultAlarm, FaultRule, ZoneAlarm, ZoneRule
+
+__all__ = [
+    "HOLD",
+    "AlarmEvent",
+    "AlarmIdentity",
+    "AlarmMachine",
+    "AlarmSnapshot",
+    "BadQualityAlarm",
+    "BadQualityRule",
+    "BulkLimitEvaluator",
+    "DeviationAlarm",
+    "DeviationRule",
+    "FaultAlarm",
+    "FaultRule",
+    "Interlock",
+    "Level",
+    "LimitAlarm",
+    "LimitBands",
+    "LimitRule",
+    "PredictionAlarm",
+    "PredictionRule",
+    "RateAlarm",
+    "RateRule",
+    "RuleAlarm",
+    "StaleAlarm",
+    "StaleRule",
+    "StormGuard",
+    "Timing",
+    "ZoneAlarm",
+    "ZoneRule",
+]

@@ -1,0 +1,619 @@
+"""OPC UA driver (asyncua): batched polling, subscriptions, waveforms, security and self-healing sessions.
+
+Two modes per point. ``poll`` points are read with **one** Read service call per cycle for the whole
+device (plus the sample-rate nodes of waveforms, in the same call). ``subscribe`` points become
+monitored items of one subscription; each Publish response turns into one batch of
+:class:`~drivers.base.Reading` with the server's source timestamp, handed to the sink.
+
+Status codes map to quality by their severity bits (OPC 10000-4 §7.39: 00 Good, 01 Uncertain,
+10/11 Bad). A point whose NodeId does not parse, whose browse path does not resolve, or that the
+server rejects, is BAD with the reason; the device carries on with the others.
+
+Recovery: a lost connection (asyncua's keep-alive probe, a failed request, or a subscription that
+has sent neither data nor keep-alive for twice its keep-alive period) drops the whole session; a new
+one is opened with exponential backoff and jitter, capped, and the subscription is recreated.
+``read()`` and, once ``subscribe()`` was called, a supervisor task both drive the reconnection, so
+subscription-only devices heal too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+
+from drivers.base import (
+    CommsState,
+    CommsStatus,
+    DriverError,
+    Quality,
+    Reading,
+    ReadingSink,
+    ReadResult,
+    Value,
+    Waveform,
+)
+from drivers.opcua.certs import thumbprint, trusted_certificates_der
+from drivers.opcua.spec import OpcUaDeviceSpec, OpcUaPointSpec, node_id_error, parse_browse_path
+
+log = logging.getLogger(__name__)
+
+#: How often the subscription supervisor wakes to check the link (s) when nothing happens.
+SUPERVISOR_TICK_S = 0.5
+#: Fastest publishing interval requested (ms); sampling intervals of 0 (as fast as possible) publish at this.
+MIN_PUBLISHING_MS = 50.0
+
+
+@dataclass(slots=True)
+class _Target:
+    """A point resolved against the server: its NodeId, or why it has none."""
+
+    spec: OpcUaPointSpec
+    node_id: ua.NodeId | None = None
+    rate_node_id: ua.NodeId | None = None
+    error: str | None = None
+
+
+def status_quality(status: ua.StatusCode | None) -> Quality:
+    """Quality from an OPC UA StatusCode's severity bits (OPC 10000-4 §7.39); None means Good."""
+    if status is None:
+        return Quality.GOOD
+    severity = (status.value >> 30) & 0b11
+    if severity == 0b00:
+        return Quality.GOOD
+    if severity == 0b01:
+        return Quality.UNCERTAIN
+    return Quality.BAD
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for an exception, with a hint where the fix is known."""
+    text = str(exc).strip()
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if "No matching endpoints" in text:
+        reason += " (the server has no endpoint with this security_policy/security_mode; use one it offers)"
+    elif "BadIdentityTokenRejected" in text or "BadUserAccessDenied" in text:
+        reason += " (check username/password, or whether the server allows anonymous login)"
+    return reason
+
+
+class OpcUaDriver:
+    """One OPC UA server. See the module docstring; the contract is :class:`drivers.base.Driver`."""
+
+    supports_subscribe = True
+
+    def __init__(self, spec: OpcUaDeviceSpec, *, rng: random.Random | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.comms = CommsStatus()
+        #: Data-change values delivered to the sink since creation (a metric).
+        self.notifications_received = 0
+        #: Times the watchdog found a subscription that had stopped delivering.
+        self.stalls_detected = 0
+        self._rng = rng or random.Random()
+        self._poll_points = [p for p in spec.points if p.mode == "poll"]
+        self._sub_points = [p for p in spec.points if p.mode == "subscribe"]
+        self._client: Client | None = None
+        self._targets: dict[str, _Target] = {}
+        self._sink: ReadingSink | None = None
+        self._subscription_id: int | None = None
+        self._handles: dict[int, OpcUaPointSpec] = {}
+        self._last_publish: float = 0.0
+        self._stale_after_s = 2 * spec.keepalive_s + spec.timeout_s
+        self._lost_reason: str | None = None
+        self._ever_connected = False
+        self._delay_s = spec.reconnect_min_s
+        self._next_attempt = 0.0
+        self._link_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ Driver contract
+    async def connect(self) -> None:
+        """Open a session (security and user from the spec), resolve the points, recreate the
+        subscription when ``subscribe()`` was called; raise :class:`DriverError` when unreachable."""
+        async with self._link_lock:
+            if self._client is not None and self._lost_reason is None:
+                return  # the subscription supervisor connected first
+            await self._open()
+
+    async def read(self) -> ReadResult:
+        """Read every ``poll`` point in one Read call; failures come back as BAD readings, never raised."""
+        if self._client is None or self._lost_reason is not None:
+            await self._reconnect_if_due()
+        client = self._client
+        now = time.time()
+        if client is None or self._lost_reason is not None:
+            reason = self.comms.last_error or self._lost_reason or "not connected"  # the latest failure
+            wait_s = max(self._next_attempt - time.monotonic(), 0.0)
+            reason = f"{reason} (next connection attempt in {wait_s:.1f} s)"
+            self.comms.requests_last_cycle = 0
+            return ReadResult(readings=[self._bad(p, reason, now) for p in self._poll_points])
+        return await self._read_polled(client)
+
+    async def subscribe(self, sink: ReadingSink) -> None:
+        """Deliver the ``subscribe`` points' data changes to ``sink`` (one call per Publish response)
+        until :meth:`close`; keeps the subscription alive across reconnects."""
+        self._sink = sink
+        if not self._sub_points:
+            return
+        async with self._link_lock:
+            client = self._client
+            if client is not None and self._lost_reason is None and self._subscription_id is None:
+                try:
+                    await self._create_subscription(client)
+                except Exception as exc:
+                    self._mark_lost(f"cannot create subscription: {_describe(exc)}")
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"opcua:{self.name}:supervisor")
+
+    async def close(self) -> None:
+        """Stop the supervisor and close the session; idempotent."""
+        task, self._supervisor = self._supervisor, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._sink = None
+        client, self._client = self._client, None
+        self._subscription_id = None
+        self._handles = {}
+        if client is not None:
+            await self._dispose(client)
+        self.comms.state = CommsState.DOWN
+
+    # ------------------------------------------------------------------ session
+    async def _open(self) -> None:
+        """Connect a fresh asyncua client; on success it becomes ``self._client``."""
+        spec = self.spec
+        client = Client(spec.endpoint, timeout=spec.timeout_s, watchdog_intervall=min(spec.keepalive_s, 2.0))
+        client.application_uri = spec.application_uri
+        client.name = client.description = f"edge-agent {spec.name}"
+        client.connection_lost_callback = self._on_connection_lost
+        try:
+            async with asyncio.timeout(3 * spec.timeout_s):
+                if spec.security_policy == "Basic256Sha256":
+                    await self._secure(client)
+                if spec.username is not None:
+                    client.set_user(spec.username)
+                    client.set_password(spec.password or "")
+                await client.connect()
+                await self._resolve(client)
+                self._client = client
+                if self._sink is not None and self._sub_points:
+                    await self._create_subscription(client)
+        except asyncio.CancelledError:  # close() while connecting: leave nothing behind
+            self._client = None
+            await self._dispose(client)
+            raise
+        except Exception as exc:
+            self._client = None
+            await self._dispose(client)
+            reason = f"cannot connect to {spec.endpoint}: {_describe(exc)}"
+            self._note_error(reason)
+            raise DriverError(f"{self.name}: {reason}") from exc
+        if self._ever_connected:
+            self.comms.reconnects += 1
+            log.info("%s: reconnected to %s (reconnect #%d)", self.name, spec.endpoint, self.comms.reconnects)
+        else:
+            log.info("%s: connected to %s", self.name, spec.endpoint)
+        self._ever_connected = True
+        self._lost_reason = None
+        self._delay_s = spec.reconnect_min_s
+        self.comms.state = CommsState.DEGRADED if self._has_point_errors() else CommsState.OK
+        self.comms.last_ok_ts = time.time()
+
+    async def _secure(self, client: Client) -> None:
+        """Basic256Sha256 with the client's certificate; the server's certificate is pinned (a file),
+        checked against a trust list (a directory), or taken from its endpoint (neither)."""
+        spec = self.spec
+        assert spec.certificate is not None and spec.private_key is not None
+        sign_only = spec.security_mode == "Sign"
+        mode = ua.MessageSecurityMode.Sign if sign_only else ua.MessageSecurityMode.SignAndEncrypt
+        trusted: set[bytes] | None = None
+        pinned = spec.server_certificate
+        if pinned is not None and await asyncio.to_thread(Path(pinned).is_dir):
+            trusted, pinned = await asyncio.to_thread(trusted_certificates_der, pinned), None
+        await client.set_security(SecurityPolicyBasic256Sha256, spec.certificate, spec.private_key,
+                                  server_certificate=pinned, mode=mode)
+        if trusted is not None:
+            offered = client.security_policy.peer_certificate or b""
+            if offered not in trusted:
+                raise ValueError(f"the server's certificate (SHA-1 {thumbprint(offered)}) is not in the "
+                                 f"trust list {spec.server_certificate}; copy it there to trust it")
+
+    async def _dispose(self, client: Client) -> None:
+        """Close a client's session and socket, whatever state it is in (never raises)."""
+        client.connection_lost_callback = None
+        try:
+            async with asyncio.timeout(2 * self.spec.timeout_s):
+                await client.disconnect()
+        except Exception as exc:
+            log.debug("%s: disconnect: %s", self.name, _describe(exc))
+        with contextlib.suppress(Exception):
+            client.disconnect_socket()
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        self._mark_lost(f"connection lost: {_describe(exc)}")
+
+    def _mark_lost(self, reason: str) -> None:
+        """Declare the session dead; the next read() or the supervisor reconnects. The first cause is
+        kept: what follows a loss (e.g. asyncua's synthetic BadShutdown to subscriptions) is a symptom."""
+        if self._lost_reason is not None:
+            return
+        log.warning("%s: %s; reconnecting", self.name, reason)
+        self._lost_reason = reason
+        self._note_error(reason)
+        self._wake.set()
+
+    def _note_error(self, reason: str) -> None:
+        self.comms.state = CommsState.DOWN
+        self.comms.last_error = reason
+        self.comms.last_error_ts = time.time()
+
+    async def _reconnect_if_due(self) -> None:
+        """One reconnection attempt if the backoff allows it now; schedules the next one on failure."""
+        if time.monotonic() < self._next_attempt or self._link_lock.locked():
+            return  # backing off, or another task is reconnecting right now: don't queue behind it
+        async with self._link_lock:
+            if self._client is not None and self._lost_reason is None:
+                return  # someone else reconnected while we waited for the lock
+            old, self._client = self._client, None
+            self._subscription_id = None
+            self._handles = {}
+            if old is not None:
+                await self._dispose(old)
+            try:
+                await self._open()
+            except DriverError:
+                jittered = self._delay_s * self._rng.uniform(0.8, 1.2)
+                self._next_attempt = time.monotonic() + min(jittered, self.spec.reconnect_max_s)
+                self._delay_s = min(self._delay_s * 2, self.spec.reconnect_max_s)
+
+    async def _supervise(self) -> None:
+        """Keep a subscribing device connected and its subscription delivering."""
+        while True:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SUPERVISOR_TICK_S)
+            try:
+                await self._supervise_once()
+            except Exception:  # a bug here must not end supervision for good; log it and go on
+                log.exception("%s: subscription supervisor failed; continuing", self.name)
+
+    async def _supervise_once(self) -> None:
+        if self._client is None or self._lost_reason is not None:
+            await self._reconnect_if_due()
+            return
+        if self._subscription_id is not None:
+            silent_s = time.monotonic() - self._last_publish
+            if silent_s > self._stale_after_s:
+                self.stalls_detected += 1
+                reason = f"subscription stopped delivering: no data or keep-alive for {silent_s:.1f} s"
+                self._mark_lost(reason)
+
+    # ------------------------------------------------------------------ resolution
+    async def _resolve(self, client: Client) -> None:
+        """Map every point to a NodeId: parse NodeId strings, translate browse paths in one call."""
+        targets: dict[str, _Target] = {}
+        by_path: list[tuple[_Target, str]] = []
+        for point in self.spec.points:
+            target = _Target(point)
+            targets[point.name] = target
+            if point.node is not None:
+                if (why := node_id_error(point.node)) is not None:
+                    target.error = why
+                else:
+                    target.node_id = ua.NodeId.from_string(point.node)
+            elif point.browse_path is not None:
+                by_path.append((target, point.browse_path))
+            if point.sample_rate_node is not None and target.error is None:
+                if (why := node_id_error(point.sample_rate_node)) is not None:
+                    target.error = f"sample_rate_node: {why}"
+                else:
+                    target.rate_node_id = ua.NodeId.from_string(point.sample_rate_node)
+        if by_path:
+            paths = [_browse_path(p) for _, p in by_path]
+            results = await client.uaclient.translate_browsepaths_to_nodeids(paths)
+            for (target, path), result in zip(by_path, results, strict=True):
+                if result.StatusCode.is_good() and result.Targets:
+                    target.node_id = ua.NodeId(result.Targets[0].TargetId.Identifier,
+                                               result.Targets[0].TargetId.NamespaceIndex)
+                else:
+                    target.error = (f"browse path {path!r} does not resolve on the server "
+                                    f"({result.StatusCode.name}); check each element's namespace and name")
+        for target in targets.values():
+            if target.error is not None:
+                log.warning("%s: point %r is BAD: %s", self.name, target.spec.name, target.error)
+        self._targets = targets
+
+    def _has_point_errors(self) -> bool:
+        return any(t.error is not None for t in self._targets.values())
+
+    # ------------------------------------------------------------------ polling
+    async def _read_polled(self, client: Client) -> ReadResult:
+        now = time.time()
+        result = ReadResult()
+        to_read: list[ua.ReadValueId] = []
+        slots: list[tuple[_Target, int, int | None]] = []  # target, value index, sample-rate index
+        for point in self._poll_points:
+            target = self._targets.get(point.name)
+            if target is None or target.node_id is None:
+                reason = target.error if target is not None and target.error else "not resolved"
+                result.readings.append(self._bad(point, reason, now))
+                continue
+            value_index = len(to_read)
+            to_read.append(_read_value_id(target.node_id))
+            rate_index = None
+            if target.rate_node_id is not None:
+                rate_index = len(to_read)
+                to_read.append(_read_value_id(target.rate_node_id))
+            slots.append((target, value_index, rate_index))
+        if not to_read:
+            self.comms.requests_last_cycle = 0
+            self._settle_state(result)
+            return result
+        params = ua.ReadParameters()
+        params.TimestampsToReturn = ua.TimestampsToReturn.Both
+        params.NodesToRead = to_read
+        try:
+            async with asyncio.timeout(self.spec.timeout_s + 1):
+                values = await client.uaclient.read(params)
+        except Exception as exc:  # transport, timeout, service fault: all mean "rebuild the session"
+            reason = f"read failed: {_describe(exc)}"
+            self._mark_lost(reason)
+            self.comms.requests_last_cycle = 1
+            result.requests = 1
+            result.readings.extend(self._bad(t.spec, reason, now) for t, _, _ in slots)
+            return result
+        received = time.time()
+        for target, value_index, rate_index in slots:
+            dv = values[value_index]
+            if target.spec.kind == "waveform":
+                rate_dv = values[rate_index] if rate_index is not None else None
+                item = self._waveform(target.spec, dv, rate_dv, received)
+                if isinstance(item, Waveform):
+                    result.waveforms.append(item)
+                else:
+                    result.readings.append(item)
+            else:
+                result.readings.append(self.reading(target.spec, dv, received))
+        result.requests = 1
+        self.comms.requests_last_cycle = 1
+        self.comms.last_ok_ts = received
+        self._settle_state(result)
+        return result
+
+    def _settle_state(self, result: ReadResult) -> None:
+        bad = any(r.quality is Quality.BAD for r in result.readings) or self._has_point_errors()
+        self.comms.state = CommsState.DEGRADED if bad else CommsState.OK
+
+    # ------------------------------------------------------------------ value mapping
+    def reading(self, point: OpcUaPointSpec, dv: ua.DataValue, receive_ts: float) -> Reading:
+        """One DataValue as a Reading: quality from the status, the server's source timestamp,
+        numbers scaled as ``value * scale + offset``."""
+        status = dv.StatusCode
+        quality = status_quality(status)
+        source_ts = _ts(dv.SourceTimestamp) or _ts(dv.ServerTimestamp)
+        status_text = status.name if status is not None else "Good"
+        if quality is Quality.BAD:
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
+                           f"server status {status_text}")
+        raw = dv.Value.Value if dv.Value is not None else None
+        try:
+            value = self._convert(point, raw)
+        except ValueError as exc:
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts, str(exc))
+        reason = f"server status {status_text}" if quality is Quality.UNCERTAIN else None
+        return Reading(point.name, value, quality, receive_ts, source_ts, reason)
+
+    @staticmethod
+    def _convert(point: OpcUaPointSpec, raw: Any) -> Value:
+        if raw is None or isinstance(raw, str):
+            return raw
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, int | float):
+            if point.scale == 1.0 and point.offset == 0.0:
+                return raw
+            return float(raw) * point.scale + point.offset
+        if isinstance(raw, datetime):
+            return _ts(raw)
+        if isinstance(raw, ua.LocalizedText):
+            return raw.Text
+        if isinstance(raw, list | tuple | np.ndarray):
+            raise ValueError(f"node returned an array of {len(raw)} values; set kind: waveform for arrays")
+        return str(raw)
+
+    def _waveform(
+        self, point: OpcUaPointSpec, dv: ua.DataValue, rate_dv: ua.DataValue | None, receive_ts: float
+    ) -> Waveform | Reading:
+        """An array DataValue as a Waveform, or a BAD Reading saying why it is not one."""
+        quality = status_quality(dv.StatusCode)
+        source_ts = _ts(dv.SourceTimestamp) or _ts(dv.ServerTimestamp)
+        if quality is Quality.BAD:
+            name = dv.StatusCode.name if dv.StatusCode is not None else "Bad"
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts, f"server status {name}")
+        raw = dv.Value.Value if dv.Value is not None else None
+        if not isinstance(raw, list | tuple | np.ndarray) or len(raw) == 0:
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
+                           f"waveform node returned {type(raw).__name__}, not a non-empty array of numbers")
+        try:
+            samples = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
+                           "waveform array holds values that are not numbers")
+        if samples.ndim != 1:
+            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
+                           f"waveform array has {samples.ndim} dimensions, expected 1")
+        rate_hz = point.sample_rate_hz
+        if rate_dv is not None:
+            rate_raw = rate_dv.Value.Value if rate_dv.Value is not None else None
+            if status_quality(rate_dv.StatusCode) is Quality.BAD or not isinstance(rate_raw, int | float) \
+                    or isinstance(rate_raw, bool) or not math.isfinite(rate_raw) or rate_raw <= 0:
+                return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
+                               f"sample_rate_node {point.sample_rate_node} gave {rate_raw!r} "
+                               f"({rate_dv.StatusCode.name if rate_dv.StatusCode else 'Good'}), "
+                               "not a positive rate in Hz")
+            rate_hz = float(rate_raw)
+        assert rate_hz is not None  # the spec guarantees a configured rate or a rate node
+        if point.scale != 1.0 or point.offset != 0.0:
+            samples = samples * point.scale + point.offset
+        ts = source_ts if source_ts is not None else receive_ts
+        return Waveform(point.name, samples, rate_hz, ts, point.unit, quality)
+
+    def _bad(self, point: OpcUaPointSpec, reason: str, now: float) -> Reading:
+        return Reading(point.name, None, Quality.BAD, now, None, reason)
+
+    # ------------------------------------------------------------------ subscription
+    async def _create_subscription(self, client: Client) -> None:
+        """One subscription for all ``subscribe`` points, monitored items created in one call."""
+        spec = self.spec
+        publishing_ms = max(1000.0 * min(p.sampling_interval_s for p in self._sub_points), MIN_PUBLISHING_MS)
+        keepalive_count = max(1, math.ceil(1000.0 * spec.keepalive_s / publishing_ms))
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = ua.Double(publishing_ms)
+        params.RequestedMaxKeepAliveCount = ua.UInt32(keepalive_count)
+        # lifetime must be at least 3 × keep-alive count (OPC 10000-4 §5.13.2)
+        params.RequestedLifetimeCount = ua.UInt32(10 * keepalive_count)
+        params.MaxNotificationsPerPublish = ua.UInt32(0)  # no limit
+        params.PublishingEnabled = _ua_bool(True)
+        params.Priority = ua.Byte(0)
+        created = await client.uaclient.create_subscription(params, self._on_publish)
+        self._subscription_id = int(created.SubscriptionId)
+        self._last_publish = time.monotonic()
+        revised_keepalive_s = created.RevisedPublishingInterval / 1000.0 * created.RevisedMaxKeepAliveCount
+        self._stale_after_s = 2 * max(revised_keepalive_s, spec.keepalive_s) + spec.timeout_s
+        now = time.time()
+        bad: list[Reading] = []
+        items: list[ua.MonitoredItemCreateRequest] = []
+        handles: dict[int, OpcUaPointSpec] = {}
+        for point in self._sub_points:
+            target = self._targets.get(point.name)
+            if target is None or target.node_id is None:
+                bad.append(self._bad(point, target.error if target and target.error else "not resolved", now))
+                continue
+            handle = len(handles) + 1
+            handles[handle] = point
+            items.append(_monitored_item(target.node_id, handle, point))
+        self._handles = handles
+        if items:
+            mparams = ua.CreateMonitoredItemsParameters()
+            mparams.SubscriptionId = ua.UInt32(self._subscription_id)
+            mparams.ItemsToCreate = items
+            mparams.TimestampsToReturn = ua.TimestampsToReturn.Both
+            results = await client.uaclient.create_monitored_items(mparams)
+            for item, res in zip(items, results, strict=True):
+                if not res.StatusCode.is_good():
+                    point = handles.pop(int(item.RequestedParameters.ClientHandle))
+                    reason = f"monitored item rejected by the server: {res.StatusCode.name}"
+                    log.warning("%s: point %r is BAD: %s", self.name, point.name, reason)
+                    bad.append(self._bad(point, reason, now))
+        if bad:
+            self.comms.state = CommsState.DEGRADED
+            self._deliver(bad)
+
+    def _on_publish(self, result: ua.PublishResult) -> None:
+        """asyncua's publish loop calls this for every Publish response, keep-alives included."""
+        if result.SubscriptionId != self._subscription_id:
+            return  # a late response of a subscription we already dropped
+        self._last_publish = time.monotonic()
+        data = result.NotificationMessage.NotificationData
+        if not data:
+            return
+        now = time.time()
+        readings: list[Reading] = []
+        handles = self._handles
+        for notification in data:
+            if isinstance(notification, ua.DataChangeNotification):
+                for item in notification.MonitoredItems:
+                    point = handles.get(item.ClientHandle)
+                    if point is not None:
+                        readings.append(self.reading(point, item.Value, now))
+            elif isinstance(notification, ua.StatusChangeNotification) and notification.Status.is_bad():
+                self._mark_lost(f"subscription ended by the server: {notification.Status.name}")
+        if readings:
+            self.notifications_received += len(readings)
+            self.comms.last_ok_ts = now
+            self._deliver(readings)
+
+    def _deliver(self, readings: Sequence[Reading]) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            sink(readings)
+        except Exception:  # the sink is the agent's; its bug must not stop the subscription
+            log.exception("%s: reading sink failed", self.name)
+
+
+def _ua_bool(value: bool) -> ua.Boolean:
+    """asyncua types Boolean fields with a placeholder class; at runtime they hold a plain bool."""
+    return cast(ua.Boolean, value)
+
+
+def _read_value_id(node_id: ua.NodeId) -> ua.ReadValueId:
+    rv = ua.ReadValueId()
+    rv.NodeId = node_id
+    rv.AttributeId = ua.UInt32(AttributeIds.Value)
+    return rv
+
+
+def _monitored_item(node_id: ua.NodeId, handle: int, point: OpcUaPointSpec) -> ua.MonitoredItemCreateRequest:
+    mp = ua.MonitoringParameters()
+    mp.ClientHandle = ua.UInt32(handle)
+    mp.SamplingInterval = ua.Double(1000.0 * point.sampling_interval_s)
+    mp.QueueSize = ua.UInt32(point.queue_size)
+    mp.DiscardOldest = _ua_bool(True)
+    if point.deadband_type is not None:
+        flt = ua.DataChangeFilter()
+        flt.Trigger = ua.DataChangeTrigger.StatusValue
+        flt.DeadbandType = ua.UInt32(
+            ua.DeadbandType.Absolute if point.deadband_type == "absolute" else ua.DeadbandType.Percent
+        )
+        flt.DeadbandValue = ua.Double(point.deadband_value)
+        mp.Filter = flt
+    request = ua.MonitoredItemCreateRequest()
+    request.ItemToMonitor = _read_value_id(node_id)
+    request.MonitoringMode = ua.MonitoringMode.Reporting
+    request.RequestedParameters = mp
+    return request
+
+
+def _browse_path(text: str) -> ua.BrowsePath:
+    """A BrowsePath from the Root folder following hierarchical references (subtypes included)."""
+    path = ua.BrowsePath()
+    path.StartingNode = ua.NodeId(ua.Int32(ObjectIds.RootFolder), ua.Int16(0))
+    for ns, name in parse_browse_path(text):
+        element = ua.RelativePathElement()
+        element.ReferenceTypeId = ua.NodeId(ua.Int32(ObjectIds.HierarchicalReferences), ua.Int16(0))
+        element.IsInverse = _ua_bool(False)
+        element.IncludeSubtypes = _ua_bool(True)
+        element.TargetName = ua.QualifiedName(name, ns)
+        path.RelativePath.Elements.append(element)
+    return path

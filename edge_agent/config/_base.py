@@ -1,0 +1,185 @@
+"""Shared pieces of the config models: the strict base model, name types and multi-issue errors.
+
+A model validator that finds several problems reports them all at once through :func:`issues_error`: one
+pydantic error of type ``config_issues`` whose context carries ``(relative loc, message)`` pairs. The loader
+expands it into one line per issue; plain pydantic users see the issues joined in the message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from edge_agent.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str]
+
+ISSUES_ERROR_TYPE = "config_issues"
+
+
+def format_loc(loc: Loc) -> str:
+    """Render a field path the way users read it: ``devices[0].points[3].type``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def issues_error(issues: Sequence[Issue]) -> PydanticCustomError:
+    """Bundle several problems found by one validator into one pydantic error (see module docstring)."""
+    summary = "; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in issues)
+    return PydanticCustomError(ISSUES_ERROR_TYPE, "{summary}", {"summary": summary, "issues": list(issues)})
+
+
+def duplicate_issues(names: Sequence[object], section: Loc, what: str) -> list[Issue]:
+    """An issue for every name in ``names`` seen before, located at ``section + (index, "name")``."""
+    issues: list[Issue] = []
+    first: dict[str, int] = {}
+    where = format_loc(section)
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            issues.append(
+                ((*section, i, "name"), f"duplicate {what} name '{name}' (also {where}[{first[name]}])")
+            )
+        first.setdefault(name, i)
+    return issues
+
+
+class ConfigModel(BaseModel):
+    """Base of every config model: unknown keys are errors, so a typo never silently becomes a default.
+
+    A key written with nothing after it (``devices:`` or ``points:``, which YAML reads as null) means "use the
+    default" for the fields listed in ``empty_means_default``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    empty_means_default: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(data.get(k, 0) is None for k in cls.empty_means_default):
+            return {k: v for k, v in data.items() if not (v is None and k in cls.empty_means_default)}
+        return data
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-64 letters, digits, '_', '-', '.' or ':', starting with a letter or digit"
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise PydanticCustomError(
+            "name",
+            "invalid name {value}: use {rule} (no '/', spaces or MQTT wildcards)",
+            {"value": repr(value), "rule": NAME_RULE},
+        )
+    return value
+
+
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "description": f"A name: {NAME_RULE}."}),
+]
+"""A device, point, asset or agent name; it becomes an MQTT topic level, hence the restricted alphabet."""
+
+POINT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_POINT_REF_RE = re.compile(POINT_REF_PATTERN)
+
+
+def _check_point_ref(value: str) -> str:
+    if not _POINT_REF_RE.match(value):
+        raise PydanticCustomError(
+            "point_ref",
+            "invalid point reference {value}: write 'device/point' (e.g. motor-plc/speed)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+PointRef = Annotated[
+    str,
+    AfterValidator(_check_point_ref),
+    WithJsonSchema(
+        {"type": "string", "pattern": POINT_REF_PATTERN, "description": "A point as 'device/point'."}
+    ),
+]
+"""A point named from outside its device: ``device/point``."""
+
+
+def _check_host(value: str) -> str:
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if not text or "://" in text or "/" in text or ":" in text or any(c.isspace() for c in text):
+        raise PydanticCustomError(
+            "host",
+            "invalid host {value}: give a host name or IP address only (e.g. 192.168.1.10); "
+            "the port goes in 'port'",
+            {"value": repr(value)},
+        )
+    return text
+
+
+Host = Annotated[str, AfterValidator(_check_host), Field(description="Host name or IP address.")]
+Port = Annotated[int, Field(ge=1, le=65535, description="TCP port (1-65535).")]
+
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class PasswordSource(ConfigModel):
+    """Where a password comes from: a file (first line) or an environment variable, never the config."""
+
+    password_file: Path | None = Field(
+        default=None,
+        description="File whose first line is the password (keep it readable by the agent only).",
+    )
+    password_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        default=None, description="Name of the environment variable that holds the password."
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> PasswordSource:
+        if self.password_file is not None and self.password_env is not None:
+            raise PydanticCustomError(
+                "password_sources", "give either password_file or password_env, not both", {}
+            )
+        return self
+
+    def read_password(self) -> str | None:
+        """Return the password from its file or environment variable, ``None`` when none is configured.
+
+        Raises :class:`ConfigError` when the file cannot be read or the variable is not set. The password
+        itself never appears in the error.
+        """
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    [f"password_file {str(self.password_file)!r}: cannot read: {exc.strerror}"]
+                ) from exc
+            return text.splitlines()[0] if text else ""
+        if self.password_env is not None:
+            if self.password_env not in os.environ:
+                raise ConfigError([f"password_env: environment variable {self.password_env!r} is not set"])
+            return os.environ[self.password_env]
+        return None

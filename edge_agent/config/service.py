@@ -1,0 +1,90 @@
+"""The ``service:`` section: the local health/metrics endpoint and logging (issue 8)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from edge_agent.config._base import ConfigModel, Host, Port, issues_error
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+COMPONENT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$"
+_COMPONENT_RE = re.compile(COMPONENT_PATTERN)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _lower_case(value: object) -> object:
+    """Levels are matched without case: INFO and info are the same level."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Level = Annotated[LogLevel, BeforeValidator(_lower_case)]
+
+
+class HealthEndpoint(ConfigModel):
+    """``/healthz`` and ``/metrics`` over HTTP; off by default, loopback only unless allow_remote."""
+
+    enabled: bool = Field(default=False, description="Serve /healthz and /metrics.")
+    host: Host = Field(
+        default="127.0.0.1", description="Address to listen on (loopback unless allow_remote)."
+    )
+    port: Port = Field(default=9100, description="TCP port (1-65535).")
+    allow_remote: bool = Field(
+        default=False, description="Allow a non-loopback host (the endpoint has no authentication)."
+    )
+
+    @model_validator(mode="after")
+    def _loopback(self) -> HealthEndpoint:
+        if not self.allow_remote and not is_loopback_host(self.host):
+            raise issues_error(
+                [
+                    (
+                        ("host",),
+                        f"health host '{self.host}' is not a loopback address; the endpoint has no "
+                        "authentication, so use 127.0.0.1 (or set allow_remote: true to expose it)",
+                    )
+                ]
+            )
+        return self
+
+
+def _check_component(value: str) -> str:
+    if not _COMPONENT_RE.match(value):
+        raise PydanticCustomError(
+            "log_component",
+            "invalid component {value}: give a logger name such as drivers.modbus, edge_agent.publisher "
+            "or pymodbus",
+            {"value": repr(value)},
+        )
+    return value
+
+
+Component = Annotated[str, AfterValidator(_check_component)]
+
+
+class ServiceConfig(ConfigModel):
+    """How the agent runs as a service: health endpoint and logging."""
+
+    empty_means_default = frozenset({"component_levels"})
+    health: HealthEndpoint = Field(default_factory=HealthEndpoint)
+    log_level: Level = Field(default="info", description="Level of the agent's log lines.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text (journal) or json (shippers)."
+    )
+    component_levels: dict[Component, Level] = Field(
+        default_factory=dict,
+        description="Levels per logger, e.g. {drivers.modbus: debug, pymodbus: warning}.",
+    )

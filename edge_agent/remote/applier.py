@@ -1,0 +1,114 @@
+"""A :class:`~edge_agent.remote.contracts.ConfigApplier` that validates, applies live, then persists.
+
+``FileConfigApplier`` owns the config file and the history: a candidate is validated with the config
+loader (errors ``SOURCE:LINE: path: message``), handed to the supervisor's ``on_change`` hook (which
+restarts only what changed and returns what it restarted), then written atomically to the config file and
+recorded in ``data_dir/config-history``. If the hook fails, the previous config is put back live and the
+outcome is ``rolled_back``; the file never holds a config that is not running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_agent.errors import ConfigError
+from edge_agent.remote.contracts import ApplyOutcome
+from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
+
+log = logging.getLogger(__name__)
+
+Validator = Callable[[str, str], Any]
+"""``(text, source) -> config model``; raises ``ConfigError`` with one line per problem."""
+ChangeHook = Callable[[Any, Any], Awaitable[list[str]]]
+"""``async (old_config, new_config) -> names of the parts restarted``; raises when the change fails."""
+
+
+def _default_validator(text: str, source: str) -> Any:
+    from edge_agent.config import load_config_text
+
+    return load_config_text(text, source)
+
+
+class FileConfigApplier:
+    """Keeps the running config (text, data, model), its file on disk and its history consistent."""
+
+    def __init__(self, config_path: Path | str, history: ConfigHistory, *, validate: Validator | None = None,
+                 on_change: ChangeHook | None = None, text: str | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.history = history
+        self._validate = validate or _default_validator
+        self._on_change = on_change
+        self._text = text if text is not None else self.config_path.read_text(encoding="utf-8")
+        self._config = self._validate(self._text, str(self.config_path))
+        self._data = _as_mapping(self._text)
+        latest = history.latest()
+        if latest is None or latest.hash != config_hash(self._text):
+            history.record(self._text, version=None, label="", by="local", source="startup")
+
+    @property
+    def config(self) -> Any:
+        """The validated model of the running config."""
+        return self._config
+
+    def active_text(self) -> str:
+        """The YAML text of the running config."""
+        return self._text
+
+    def active_data(self) -> dict[str, Any]:
+        """A private copy of the running config as plain data."""
+        return copy.deepcopy(self._data)
+
+    async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
+        """Validate, apply live through ``on_change``, persist; see the module docstring for failure paths."""
+        new_hash = config_hash(text)
+        try:
+            new_config = self._validate(text, source)
+        except ConfigError as exc:
+            return ApplyOutcome("rejected", new_hash, list(exc.errors),
+                                message="invalid config; nothing changed")
+        if new_hash == config_hash(self._text):
+            return ApplyOutcome("accepted", new_hash,
+                                message="identical to the running config; nothing restarted")
+        old_config = self._config
+        restarted: list[str] = []
+        if self._on_change is not None:
+            try:
+                restarted = await self._on_change(old_config, new_config)
+            except Exception as exc:
+                log.exception("applying the new config failed; restoring the previous one")
+                await self._restore(new_config, old_config)
+                return ApplyOutcome("rolled_back", new_hash, [f"apply failed: {type(exc).__name__}: {exc}"],
+                                    message="the change failed while applying; the previous config runs")
+        try:
+            await asyncio.to_thread(self._persist, text, source, by, version)
+        except OSError as exc:
+            await self._restore(new_config, old_config)
+            return ApplyOutcome("rolled_back", new_hash, [f"cannot save the config: {exc}"],
+                                message="the config could not be saved; the previous config runs again")
+        self._text, self._config, self._data = text, new_config, _as_mapping(text)
+        return ApplyOutcome("accepted", new_hash, restarted=restarted)
+
+    async def _restore(self, failed: Any, previous: Any) -> None:
+        if self._on_change is None:
+            return
+        try:
+            await self._on_change(failed, previous)
+        except Exception:
+            log.critical("restoring the previous config failed too; the agent may be partly configured",
+                         exc_info=True)
+
+    def _persist(self, text: str, source: str, by: str, version: int | None) -> None:
+        write_active_config(self.config_path, text)
+        self.history.record(text, version=version, label="", by=by, source=source)
+
+
+def _as_mapping(text: str) -> dict[str, Any]:
+    data = yaml.safe_load(text)
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,162 @@
+"""Property tests: unit parsers against their definitions, and the loader never fails in any other way
+than a ConfigError, whatever text it is given."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from edge_agent.config import (
+    ModbusPoint,
+    ModbusTcpDevice,
+    load_config_text,
+    parse_byte_size,
+    parse_classic_address,
+    parse_duration,
+    parse_frequency,
+)
+from edge_agent.errors import ConfigError
+
+EXAMPLE = (Path(__file__).resolve().parents[1] / "config" / "example.yaml").read_text()
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+DURATION_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+SIZE_UNITS_B = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(sorted(DURATION_UNITS_S)))
+def test_duration_is_number_times_unit(number: int, unit: str) -> None:
+    assert parse_duration(f"{number}{unit}") == pytest.approx(number * DURATION_UNITS_S[unit])
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1000), st.sampled_from(["d", "h", "m", "s", "ms"])), min_size=1, max_size=4
+    )
+)
+def test_chained_durations_add_up(parts: list[tuple[int, str]]) -> None:
+    text = "".join(f"{n}{u}" for n, u in parts)
+    assert parse_duration(text) == pytest.approx(sum(n * DURATION_UNITS_S[u] for n, u in parts))
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(sorted(SIZE_UNITS_B)))
+def test_size_is_number_times_unit(number: int, unit: str) -> None:
+    assert parse_byte_size(f"{number}{unit}") == number * SIZE_UNITS_B[unit]
+
+
+@SETTINGS
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.sampled_from([("Hz", 1.0), ("kHz", 1e3)]))
+def test_frequency_is_number_times_unit(number: float, unit: tuple[str, float]) -> None:
+    assert parse_frequency(f"{number!r}{unit[0]}") == pytest.approx(number * unit[1])
+
+
+@SETTINGS
+@given(
+    st.sampled_from([("0", "coil"), ("1", "discrete"), ("3", "input"), ("4", "holding")]),
+    st.integers(min_value=0, max_value=65535),
+)
+def test_classic_notation_round_trips(prefix_table: tuple[str, str], address: int) -> None:
+    prefix, table = prefix_table
+    six_digits = f"{prefix}{address + 1:05d}"
+    assert parse_classic_address(six_digits) == (table, address)
+    if address < 9999:
+        assert parse_classic_address(f"{prefix}{address + 1:04d}") == (table, address)
+
+
+def _load_or_config_error(text: str) -> None:
+    try:
+        load_config_text(text, "fuzz.yaml")
+    except ConfigError as exc:
+        assert exc.errors and all(e.startswith("fuzz.yaml") for e in exc.errors)
+
+
+@SETTINGS
+@given(st.text(max_size=300))
+def test_arbitrary_text_gives_config_errors_only(text: str) -> None:
+    _load_or_config_error(text)
+
+
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_mangled_example_gives_config_errors_only(rng: random.Random) -> None:
+    lines = EXAMPLE.splitlines()
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(len(lines))
+        action = rng.choice(["drop", "dup", "swap_value", "indent", "truncate"])
+        if action == "drop":
+            del lines[i]
+        elif action == "dup":
+            lines.insert(i, lines[i])
+        elif action == "swap_value" and ":" in lines[i]:
+            key = lines[i].split(":", 1)[0]
+            lines[i] = key + ": " + rng.choice(["", "x", "-1", "[]", "{}", "1e9", "true", "'40001'", "12kHz"])
+        elif action == "indent":
+            lines[i] = " " + lines[i]
+        elif action == "truncate":
+            lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)]
+    _load_or_config_error("\n".join(lines) + "\n")
+
+
+POINT_TYPES = ["int16", "uint16", "int32", "float32", "int64", "float64"]
+
+
+@st.composite
+def _register_points(draw: st.DrawFn) -> list[dict[str, object]]:
+    count = draw(st.integers(min_value=2, max_value=12))
+    points: list[dict[str, object]] = []
+    for i in range(count):
+        point: dict[str, object] = {
+            "name": f"p{i}",
+            "table": draw(st.sampled_from(["holding", "input"])),
+            "address": draw(st.integers(min_value=0, max_value=40)),
+        }
+        if draw(st.booleans()):
+            point.update(type="bool", bit=draw(st.integers(min_value=0, max_value=2)))
+        else:
+            point["type"] = draw(st.sampled_from(POINT_TYPES))
+        points.append(point)
+    return points
+
+
+def _brute_force_overlaps(points: list[ModbusPoint]) -> set[frozenset[str]]:
+    pairs: set[frozenset[str]] = set()
+    for i, a in enumerate(points):
+        for b in points[i + 1 :]:
+            if a.table != b.table or (a.bit is None) != (b.bit is None):
+                continue
+            if a.bit is not None:
+                clash = a.address == b.address and a.bit == b.bit
+            else:
+                clash = (
+                    a.address < b.address + b.register_span() and b.address < a.address + a.register_span()
+                )
+            if clash:
+                pairs.add(frozenset((a.name, b.name)))
+    return pairs
+
+
+@SETTINGS
+@given(_register_points())
+def test_overlap_check_finds_exactly_the_overlapping_pairs(raw_points: list[dict[str, object]]) -> None:
+    points = [ModbusPoint.model_validate(p) for p in raw_points]
+    expected = _brute_force_overlaps(points)
+    device = {"name": "plc", "protocol": "modbus_tcp", "host": "h", "points": raw_points}
+    try:
+        ModbusTcpDevice.model_validate(device)
+        found: set[frozenset[str]] = set()
+    except ValidationError as exc:
+        (error,) = exc.errors()
+        found = set()
+        for loc, msg in error["ctx"]["issues"]:
+            later = points[loc[1]].name
+            earlier = msg.split("overlaps point '", 1)[1].split("'", 1)[0]
+            found.add(frozenset((later, earlier)))
+    assert found == expected

@@ -1,0 +1,357 @@
+"""The publisher against a real Mosquitto on loopback: delivery, order, outages, restarts, birth and will."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.mqtt import PublisherSettings
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import Publisher, PublisherState, backoff_delay_s
+from edge_agent.records import Priority, decode_payload, encode_payload, make_envelope
+
+try:
+    from tests.mqtt_support import Mosquitto, MqttCollector, mosquitto_available, poll_until
+except ImportError:
+    from mqtt_support import Mosquitto, MqttCollector, mosquitto_available, poll_until  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "edge/site-a/gw-1"
+BIG = 10**9
+
+
+def status_body() -> dict[str, Any]:
+    return {"state": "online", "agent": "gw-1", "site": "site-a", "version": "test", "started": 1}
+
+
+def settings_for(broker: Mosquitto, **kw: Any) -> PublisherSettings:
+    return PublisherSettings(url=broker.url, client_id="gw-1", topic_prefix=PREFIX, **kw)
+
+
+@pytest.fixture
+async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
+    ob = await Outbox.open(tmp_path / "outbox.sqlite", BIG, None)
+    yield ob
+    await ob.close()
+
+
+@pytest.fixture
+def collector(mosquitto: Mosquitto) -> Iterator[MqttCollector]:
+    col = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/#").start()
+    yield col
+    col.close()
+
+
+def record(seq: int, kind: str) -> bytes:
+    return encode_payload(make_envelope({"seq": seq, "kind": kind}, "gw-1"))
+
+
+def data_messages(msgs: list[tuple[str, bytes]]) -> list[tuple[str, dict[str, Any]]]:
+    """Received records (not status), decoded."""
+    return [(t, decode_payload(p)) for t, p in msgs if not t.endswith("/status")]
+
+
+async def test_records_arrive_in_order_per_class_and_leave_the_outbox(
+        mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:
+    kinds = {"alert": Priority.ALERT, "summary": Priority.SUMMARY, "telemetry": Priority.TELEMETRY}
+    n = 300
+    pub = Publisher(settings_for(mosquitto), outbox, status_body)
+    await pub.start()
+    try:
+        assert await pub.wait_connected(30)
+        for i in range(n):
+            kind = list(kinds)[i % 3]
+            await outbox.put(f"{PREFIX}/{kind}s/pump-1", record(i, kind), kinds[kind])
+        await collector.wait_until(lambda m: len(data_messages(m)) >= n, 30)
+        await poll_until(lambda: outbox.stats()["records"] == 0, 30, "outbox emptied by acks")
+    finally:
+        await pub.stop(5)
+    got = data_messages(collector.snapshot())
+    assert len(got) == n and len({b["id"] for _, b in got}) == n
+    for kind in kinds:
+        seqs = [b["seq"] for t, b in got if b["kind"] == kind]
+        assert seqs == sorted(seqs) and len(seqs) == n // 3
+    stats = pub.stats()
+    assert stats["acked"] == n and stats["published"] == n and stats["state"] == "stopped"
+
+
+async def test_alerts_overtake_a_backlog(mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:
+    await outbox.put_many([(f"{PREFIX}/telemetry/plc", record(i, "telemetry"), Priority.TELEMETRY)
+                           for i in range(2000)])
+    await outbox.put_many([(f"{PREFIX}/alerts/pump-1", record(i, "alert"), Priority.ALERT) for i in range(5)])
+    pub = Publisher(settings_for(mosquitto, max_inflight=50), outbox, status_body)
+    await pub.start()
+    try:
+        await collector.wait_until(lambda m: len(data_messages(m)) >= 2005, 60)
+    finally:
+        await pub.stop(5)
+    kinds = [b["kind"] for _, b in data_messages(collector.snapshot())]
+    assert kinds[:5] == ["alert"] * 5
+
+
+async def test_broker_outage_under_steady_production_loses_nothing(tmp_path: Path) -> None:
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    # persistence keeps the collector's session (and what is queued for it) across the broker restart, so
+    # anything missing below was lost by the publisher, not by the test subscriber
+    broker = Mosquitto(tmp_path / "broker", persistence=True)
+    broker.start()
+    col = MqttCollector(broker.host, broker.port, f"{PREFIX}/#", persistent=True,
+                        client_id="outage-collector").start()
+    ob = await Outbox.open(tmp_path / "outbox.sqlite", BIG, None)
+    pub = Publisher(settings_for(broker, reconnect_max_s=2.0), ob, status_body)
+    total = 600
+    produced: list[int] = []
+
+    async def produce() -> None:
+        for i in range(total):
+            kind, prio = ("alert", Priority.ALERT) if i % 10 == 0 else ("summary", Priority.SUMMARY)
+            await ob.put(f"{PREFIX}/{kind}/pump-1", record(i, kind), prio)
+            produced.append(i)
+            await asyncio.sleep(0.005)
+
+    await pub.start()
+    producer = asyncio.create_task(produce())
+    try:
+        await col.wait_until(lambda m: len(data_messages(m)) >= 100, 30)
+        await broker.astop()
+        await poll_until(lambda: not pub.connected, 30, "publisher notices the outage")
+        await poll_until(lambda: len(produced) >= 300, 30, "production continues during the outage")
+        assert pub.state in (PublisherState.BACKOFF, PublisherState.CONNECTING)
+        assert pub.last_error is not None
+        await broker.astart()
+        await producer
+        await col.wait_until(lambda m: {b["seq"] for _, b in data_messages(m)} >= set(range(total)), 60)
+        await poll_until(lambda: ob.stats()["records"] == 0, 30, "outbox emptied")
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+        await pub.stop(5)
+        await ob.close()
+        col.close()
+        broker.kill()
+    got = data_messages(col.snapshot())
+    seqs = [b["seq"] for _, b in got]
+    dupes = sum(n - 1 for n in Counter(seqs).values())
+    assert set(seqs) == set(range(total)), "zero loss"
+    assert dupes <= pub.settings.max_inflight * 2, f"{dupes} duplicates"
+    for kind in ("alert", "summary"):  # in order within a class: first arrivals never go backwards
+        firsts: list[int] = []
+        for _, b in got:
+            if b["kind"] == kind and b["seq"] not in firsts:
+                firsts.append(b["seq"])
+        assert firsts == sorted(firsts)
+    assert pub.stats()["connections"] >= 2
+
+
+async def test_records_buffered_before_a_restart_are_delivered_after_it(
+        tmp_path: Path, mosquitto: Mosquitto, collector: MqttCollector) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = await Outbox.open(path, BIG, None)  # agent run 1: no broker reachable, records pile up
+    await ob.put_many([(f"{PREFIX}/summary/pump-1", record(i, "summary"), Priority.SUMMARY) for i in range(50)])
+    await ob.close()
+
+    ob = await Outbox.open(path, BIG, None)  # agent run 2
+    pub = Publisher(settings_for(mosquitto), ob, status_body)
+    await pub.start()
+    try:
+        await collector.wait_until(lambda m: len(data_messages(m)) >= 50, 30)
+        await poll_until(lambda: ob.stats()["records"] == 0, 30, "outbox emptied")
+    finally:
+        await pub.stop(5)
+        await ob.close()
+    assert [b["seq"] for _, b in data_messages(collector.snapshot())] == list(range(50))
+
+
+async def test_stop_leaves_unacknowledged_records_in_the_outbox(
+        mosquitto: Mosquitto, outbox: Outbox) -> None:
+    pub = Publisher(settings_for(mosquitto), outbox, status_body)
+    await pub.start()
+    assert mosquitto.proc is not None
+    try:
+        assert await pub.wait_connected(30)
+        mosquitto.proc.send_signal(signal.SIGSTOP)  # the broker hangs: no PUBACK will come
+        await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(20)])
+        await poll_until(lambda: pub.stats()["inflight"] == 20, 30, "records in flight")
+    finally:
+        await pub.stop(drain_timeout_s=0.5)
+        mosquitto.proc.send_signal(signal.SIGCONT)
+    assert outbox.stats()["records"] == 20
+    assert [decode_payload(r.payload)["seq"] for r in await outbox.take_batch(100)] == list(range(20))
+
+
+async def test_birth_is_retained_and_clean_stop_publishes_offline(
+        mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:
+    pub = Publisher(settings_for(mosquitto), outbox, status_body)
+    await pub.start()
+    try:
+        await collector.wait_until(lambda m: any(t == f"{PREFIX}/status" for t, _ in m), 30)
+        birth = decode_payload(collector.payloads(f"{PREFIX}/status")[0])
+        assert birth["state"] == "online" and birth["agent"] == "gw-1" and birth["v"] == 1
+        assert await pub.publish_status() is False  # unchanged: not sent again
+    finally:
+        await pub.stop(5)
+    await collector.wait_until(lambda m: len([1 for t, _ in m if t == f"{PREFIX}/status"]) >= 2, 30)
+    offline = decode_payload(collector.payloads(f"{PREFIX}/status")[-1])
+    assert offline["state"] == "offline" and offline["reason"] == "shutdown"
+    late = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/status").start()  # retained for newcomers
+    try:
+        msgs = await late.wait_until(lambda m: len(m) >= 1, 30)
+        assert decode_payload(msgs[0][1])["state"] == "offline"
+    finally:
+        late.close()
+
+
+CHILD = """
+import asyncio, sys
+from edge_agent.mqtt import PublisherSettings
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import Publisher
+
+async def main() -> None:
+    ob = await Outbox.open(sys.argv[2], 10**8, None)
+    pub = Publisher(PublisherSettings(url=sys.argv[1], client_id="gw-1", topic_prefix=sys.argv[3]), ob,
+                    lambda: {"state": "online", "agent": "gw-1", "started": 7})
+    await pub.start()
+    await pub.wait_connected(60)
+    print("CONNECTED", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_last_will_is_delivered_when_the_agent_dies(
+        tmp_path: Path, mosquitto: Mosquitto, collector: MqttCollector) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, mosquitto.url, str(tmp_path / "child.sqlite"), PREFIX,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line.strip() == b"CONNECTED"
+        await collector.wait_until(
+            lambda m: any(decode_payload(p)["state"] == "online" for t, p in m if t.endswith("/status")), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()  # SIGKILL: no DISCONNECT, the socket just closes
+        await proc.wait()
+    msgs = await collector.wait_until(
+        lambda m: any(decode_payload(p)["state"] == "offline" for t, p in m if t.endswith("/status")), 30)
+    will = [decode_payload(p) for t, p in msgs if t.endswith("/status")][-1]
+    assert will["state"] == "offline" and "last will" in will["reason"] and will["agent"] == "gw-1"
+    assert will["started"] == 7
+
+
+async def test_refusing_broker_is_reported_once_without_a_tight_loop(
+        tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    if not mosquitto_available():
+        pytest.skip("mosquitto not installed")
+    broker = Mosquitto(tmp_path / "strict", extra_config="allow_anonymous false")
+    broker.start()
+    pub = Publisher(settings_for(broker, username="nobody", password="wrong"), outbox, status_body)
+    try:
+        await pub.start()
+        await poll_until(lambda: pub.state == PublisherState.REFUSED, 30, "refused state")
+        assert "refused" in (pub.last_error or "")
+        await poll_until(lambda: pub.stats()["connect_failures"] >= 3, 30, "three attempts")
+        assert not pub.connected
+    finally:
+        await pub.stop(1)
+        broker.kill()
+    errors = [r for r in caplog.records if r.name == "edge_agent.publisher" and r.levelname == "ERROR"]
+    assert len(errors) == 1, [r.getMessage() for r in errors]  # logged once, not once per attempt
+    assert "refused" in errors[0].getMessage()
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    import random
+    rng = random.Random(1)
+    delays = [backoff_delay_s(a, 0.5, 30.0, rng) for a in range(12)]
+    assert 0.5 <= delays[0] < 0.75 and 1.0 <= delays[1] < 1.5 and 2.0 <= delays[2] < 3.0
+    assert all(d <= 30.0 for d in delays) and delays[-1] == pytest.approx(30.0)
+    assert len({round(backoff_delay_s(3, 0.5, 30.0, rng), 6) for _ in range(20)}) > 10  # jittered
+
+
+async def test_subscriptions_deliver_and_survive_a_reconnect(mosquitto: Mosquitto, outbox: Outbox) -> None:
+    received: list[tuple[str, bytes]] = []
+
+    async def on_config(topic: str, payload: bytes, props: object) -> None:
+        received.append((topic, payload))
+
+    pub = Publisher(settings_for(mosquitto, reconnect_max_s=1.0), outbox, status_body)
+    pub.subscribe(f"{PREFIX}/config/#", on_config)
+    sender = paho.Client(CallbackAPIVersion.VERSION2, client_id="cloud")
+    sender.connect(mosquitto.host, mosquitto.port)
+    sender.loop_start()
+    try:
+        await pub.start()
+        assert await pub.wait_connected(30)
+
+        async def send_until_received(payload: bytes) -> None:  # the SUBACK may still be on its way
+            for _ in range(300):
+                sender.publish(f"{PREFIX}/config/patch", payload, qos=1)
+                try:
+                    await poll_until(lambda: (f"{PREFIX}/config/patch", payload) in received, 0.2)
+                    return
+                except TimeoutError:
+                    continue
+            raise TimeoutError(f"{payload!r} never reached the handler")
+
+        await send_until_received(b'{"a":1}')
+        await mosquitto.astop()
+        await poll_until(lambda: not pub.connected, 30, "disconnect")
+        await mosquitto.astart()
+        assert await pub.wait_connected(30)
+        sender.reconnect()
+        await send_until_received(b'{"a":2}')
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
+        await pub.stop(2)
+    assert pub.stats()["incoming"] >= 2
+
+
+async def test_mqtt5_delivery(mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:
+    pub = Publisher(settings_for(mosquitto, protocol="5"), outbox, status_body)
+    await pub.start()
+    try:
+        await outbox.put_many([(f"{PREFIX}/summary/p", record(i, "summary"), Priority.SUMMARY) for i in range(30)])
+        await collector.wait_until(lambda m: len(data_messages(m)) >= 30, 30)
+        await poll_until(lambda: outbox.stats()["records"] == 0, 30, "outbox emptied")
+    finally:
+        await pub.stop(5)
+    assert [b["seq"] for _, b in data_messages(collector.snapshot())] == list(range(30))
+
+
+def test_settings_validate_with_clear_messages() -> None:
+    with pytest.raises(ValueError, match="scheme must be mqtt"):
+        PublisherSettings(url="http://x:1", client_id="a", topic_prefix="p")
+    with pytest.raises(ValueError, match="use mqtts://"):
+        from edge_agent.mqtt import TlsSettings
+        PublisherSettings(url="mqtt://x:1", client_id="a", topic_prefix="p", tls=TlsSettings())
+    with pytest.raises(ValueError, match="topic_prefix"):
+        PublisherSettings(url="mqtt://x:1", client_id="a", topic_prefix="p/#")
+    with pytest.raises(ValueError, match="port"):
+        PublisherSettings(url="mqtt://x:99999", client_id="a", topic_prefix="p")
+    s = PublisherSettings(url="mqtts://broker.example", client_id="a", topic_prefix="p")
+    assert (s.host, s.port, s.uses_tls) == ("broker.example", 8883, True)
+    assert json.dumps(s.status_topic) == '"p/status"'
+
+
+async def test_status_provider_must_say_online(mosquitto: Mosquitto, outbox: Outbox) -> None:
+    pub = Publisher(settings_for(mosquitto), outbox, lambda: {"state": "starting"})
+    with pytest.raises(ValueError, match='"state": "online"'):
+        await pub.start()

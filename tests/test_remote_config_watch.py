@@ -1,0 +1,149 @@
+"""FileConfigApplier (validate, apply live, persist, restore on failure) and the config file watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.errors import ConfigError
+from edge_agent.remote.applier import FileConfigApplier
+from edge_agent.remote.config_watch import ConfigFileWatch
+from edge_agent.remote.contracts import ApplyOutcome
+from edge_agent.remote.history import ConfigHistory, config_hash
+
+try:
+    from tests.test_remote_support import changed_parts, make_config
+except ImportError:  # tests/ is not a package
+    from test_remote_support import changed_parts, make_config  # type: ignore[no-redef]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.yaml"
+    path.write_text(make_config(tmp_path / "data", "mqtt://127.0.0.1:1883"))
+    return path
+
+
+def test_startup_validates_and_records_history(tmp_path: Path, config_file: Path) -> None:
+    history = ConfigHistory(tmp_path / "data")
+    applier = FileConfigApplier(config_file, history)
+    assert [e.source for e in history.entries()] == ["startup"]
+    FileConfigApplier(config_file, history)  # same text: no second entry
+    assert len(history.entries()) == 1
+    assert applier.config.agent.id == "gw-1"
+    config_file.write_text("agent: {id: gw-1}\n")
+    with pytest.raises(ConfigError):
+        FileConfigApplier(config_file, history)
+
+
+async def test_apply_validates_persists_and_reports_restarted_parts(tmp_path: Path, config_file: Path) -> None:
+    calls: list[list[str]] = []
+
+    async def on_change(old: Any, new: Any) -> list[str]:
+        calls.append(changed_parts(old, new))
+        return calls[-1]
+
+    history = ConfigHistory(tmp_path / "data")
+    applier = FileConfigApplier(config_file, history, on_change=on_change)
+    original = applier.active_text()
+    bad = await applier.apply(original.replace("high: 80", "high: hot"), "push.yaml", "bob", 3)
+    assert bad.result == "rejected" and bad.errors[0].startswith("push.yaml:24: rules[0].high")
+    assert text_of(config_file) == original and calls == []
+    same = await applier.apply(original, "push.yaml", "bob", 3)
+    assert same.result == "accepted" and "identical" in same.message and calls == []
+    new = original.replace("port: 5020", "port: 5030")
+    good = await applier.apply(new, "push.yaml", "bob", 4)
+    assert good == ApplyOutcome("accepted", config_hash(new), restarted=["device:plc"])
+    assert text_of(config_file) == new and applier.active_text() == new
+    latest = history.latest()
+    assert latest is not None and (latest.by, latest.version, latest.source) == ("bob", 4, "push.yaml")
+
+
+async def test_failed_live_apply_restores_previous_config(tmp_path: Path, config_file: Path) -> None:
+    applied: list[int] = []
+
+    async def on_change(old: Any, new: Any) -> list[str]:
+        applied.append(new.devices[0].port)
+        if new.devices[0].port == 9999:
+            raise OSError("port 9999 refused")
+        return ["device:plc"]
+
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"), on_change=on_change)
+    original = applier.active_text()
+    outcome = await applier.apply(original.replace("port: 5020", "port: 9999"), "push", "bob", None)
+    assert outcome.result == "rolled_back" and "port 9999 refused" in outcome.errors[0]
+    assert applied == [9999, 5020]  # tried the new one, then put the old one back live
+    assert applier.active_text() == original and text_of(config_file) == original
+
+
+def text_of(path: Path) -> str:
+    """The file's text (a helper so async tests read small files without lint noise)."""
+    return path.read_text()
+
+
+def _touch(path: Path) -> None:
+    """Move mtime one second forward without changing the content."""
+    mtime = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(mtime, mtime))
+
+
+def _bump(path: Path, text: str) -> None:
+    """Write ``text`` and move mtime forward, so even a same-size edit within one clock tick is seen."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
+async def test_watch_applies_local_edits_and_refuses_invalid_ones(tmp_path: Path, config_file: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"))
+
+    async def apply_local(text: str, source: str) -> ApplyOutcome:
+        return await applier.apply(text, source, "local", None)
+
+    watch = ConfigFileWatch(config_file, applier.active_text, apply_local, interval_s=0.05)
+    original = applier.active_text()
+    assert await watch.check_now() is None  # first look: unchanged text
+    invalid = original.replace("high: 80", "high: [80]")
+    _bump(config_file, invalid)
+    refused = await watch.check_now()
+    assert refused is not None and refused.result == "rejected"
+    assert applier.active_text() == original
+    assert f"{config_file}:24: rules[0].high" in caplog.text
+    _touch(config_file)
+    assert await watch.check_now() is None  # same bad text: not retried, not logged again
+    retried = await watch.check_now(force=True)  # SIGHUP retries
+    assert retried is not None and retried.result == "rejected"
+
+    edited = original.replace("high: 80", "high: 77")
+    task = asyncio.create_task(watch.run())
+    try:
+        _bump(config_file, edited)
+        deadline = asyncio.get_running_loop().time() + 30
+        while applier.active_text() != edited:
+            assert asyncio.get_running_loop().time() < deadline, "local edit not picked up"
+            await asyncio.sleep(0.02)
+        watch.request_reload()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert watch.last_outcome is not None and watch.last_outcome.result == "accepted"
+    assert text_of(config_file) == edited
+
+
+async def test_watch_tolerates_a_missing_file(tmp_path: Path, config_file: Path) -> None:
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"))
+
+    async def apply_local(text: str, source: str) -> ApplyOutcome:
+        return await applier.apply(text, source, "local", None)
+
+    watch = ConfigFileWatch(config_file, applier.active_text, apply_local, interval_s=0.05)
+    os.unlink(config_file)
+    assert await watch.check_now(force=True) is None
+    assert applier.active_text().startswith("agent:")

@@ -1,0 +1,179 @@
+"""Payload limits, YAML bomb / alias refusal, JSON depth, token buckets, local-only settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_agent.remote.errors import LocalOnlyRefused, PayloadRefused, RateLimited
+from edge_agent.remote.guard import (
+    PayloadLimits,
+    RateLimiter,
+    TokenBucket,
+    check_local_only,
+    check_yaml_safety,
+    decode_utf8,
+    json_nesting_depth,
+    load_yaml_mapping,
+    parse_json_object,
+)
+
+LIMITS = PayloadLimits(max_bytes=64 * 1024, max_depth=16, max_nodes=5000)
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+"""
+
+
+def test_size_limit_names_both_numbers() -> None:
+    with pytest.raises(PayloadRefused, match="70000 bytes, the limit is 65536") as info:
+        decode_utf8(b"x" * 70000, LIMITS)
+    assert info.value.code == "too_large"
+
+
+@pytest.mark.parametrize(("payload", "message"), [(b"\xff\xfeab", "not UTF-8"), (b"a: \x00", "NUL")])
+def test_binary_payloads_are_refused(payload: bytes, message: str) -> None:
+    with pytest.raises(PayloadRefused, match=message):
+        decode_utf8(payload, LIMITS)
+
+
+def test_billion_laughs_is_refused_at_the_first_anchor_line() -> None:
+    with pytest.raises(PayloadRefused, match=r"<remote>:1: YAML anchor &a"):
+        check_yaml_safety(BILLION_LAUGHS, LIMITS)
+
+
+def test_bare_alias_is_refused() -> None:
+    with pytest.raises(PayloadRefused, match="alias"):
+        check_yaml_safety("a: 1\nb: *x\n", LIMITS)
+
+
+def test_deep_yaml_is_refused_without_recursion() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(PayloadRefused, match="nesting deeper than 16"):
+        check_yaml_safety(deep, PayloadLimits(max_bytes=10**6, max_depth=16))
+
+
+def test_python_tags_are_refused() -> None:
+    with pytest.raises(PayloadRefused, match=r"cfg.yaml:2: YAML tag tag:yaml.org,2002:python/object"):
+        check_yaml_safety("a: 1\nb: !!python/object:os.system {}\n", LIMITS, "cfg.yaml")
+
+
+def test_too_many_nodes_is_refused() -> None:
+    with pytest.raises(PayloadRefused, match="more than 5000 YAML nodes"):
+        check_yaml_safety("[" + ",".join(["1"] * 6000) + "]", LIMITS)
+
+
+def test_yaml_syntax_error_has_a_line_number() -> None:
+    with pytest.raises(PayloadRefused, match=r"f.yaml:3: not valid YAML"):
+        check_yaml_safety("a: 1\nb: [1, 2\nc: 3\n", LIMITS, "f.yaml")
+
+
+def test_config_must_be_a_mapping() -> None:
+    with pytest.raises(PayloadRefused, match="must be a YAML mapping"):
+        load_yaml_mapping("- 1\n- 2\n", LIMITS)
+    assert load_yaml_mapping("agent: {id: gw}\n", LIMITS) == {"agent": {"id": "gw"}}
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    assert json_nesting_depth('{"a": "[[[[{{{", "b": [[1]], "c": "\\"[["}') == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "nests 10000 levels deep"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"a": NaN}', "not valid JSON"),
+        ("{a: 1}", "not valid JSON"),
+    ],
+)
+def test_bad_json_is_refused(text: str, message: str) -> None:
+    with pytest.raises(PayloadRefused, match=message):
+        parse_json_object(text, LIMITS)
+
+
+class FakeClock:
+    """A controllable monotonic clock (pure time source, not a protocol stand-in)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_allows_burst_then_refills_at_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=2.0, burst=3, clock=clock)
+    assert [bucket.try_take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.try_take() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert bucket.try_take() == 0.0
+    clock.now += 100.0
+    assert [bucket.try_take() for _ in range(4)][-1] > 0  # refill is capped at the burst
+
+
+def test_rate_limiter_is_per_key_and_says_when_to_retry() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate_per_min=6, burst=1, clock=clock)
+    limiter.check("capture")
+    limiter.check("ping")
+    with pytest.raises(RateLimited, match=r"'capture'.*retry in 10.0 s"):
+        limiter.check("capture")
+
+
+RUNNING = {
+    "remote": {"require_signature": True, "public_key_file": "/etc/edge/owner.pub"},
+    "devices": [
+        {"name": "plc", "points": [
+            {"name": "speed", "address": 0},
+            {"name": "setpoint", "address": 5, "writable": True},
+        ]},
+    ],
+}
+
+
+def _copy() -> dict:  # type: ignore[type-arg]
+    import copy
+
+    return copy.deepcopy(RUNNING)
+
+
+def test_unchanged_local_settings_pass() -> None:
+    new = _copy()
+    new["devices"][0]["points"][0]["address"] = 1
+    check_local_only(RUNNING, new)
+
+
+def test_turning_signatures_off_is_refused() -> None:
+    new = _copy()
+    new["remote"]["require_signature"] = False
+    with pytest.raises(LocalOnlyRefused, match=r"remote\.require_signature: changed from True to False"):
+        check_local_only(RUNNING, new)
+
+
+def test_removing_the_remote_section_is_refused() -> None:
+    new = _copy()
+    del new["remote"]
+    with pytest.raises(LocalOnlyRefused) as info:
+        check_local_only(RUNNING, new)
+    assert "require_signature" in str(info.value) and "public_key_file" in str(info.value)
+
+
+def test_enabling_writes_is_refused_with_the_point_path() -> None:
+    new = _copy()
+    new["devices"][0]["points"][0]["writable"] = True
+    with pytest.raises(LocalOnlyRefused, match=r"devices\[plc\]\.points\[speed\]: remote config enables"):
+        check_local_only(RUNNING, new)
+
+
+def test_redirecting_a_writable_point_is_refused_but_disabling_is_allowed() -> None:
+    new = _copy()
+    new["devices"][0]["points"][1]["address"] = 99
+    with pytest.raises(LocalOnlyRefused, match=r"points\[setpoint\]: remote config changes"):
+        check_local_only(RUNNING, new)
+    off = _copy()
+    off["devices"][0]["points"][1]["writable"] = False
+    check_local_only(RUNNING, off)

@@ -49,6 +49,7 @@ class DeviceRunner:
     cadence: CadenceStats = field(default_factory=CadenceStats)
     connected_once: bool = False
     last_state: CommsState | None = None
+    task: asyncio.Task[None] | None = None
 
 
 def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
@@ -100,9 +101,11 @@ class Agent:
             for d in cfg.devices
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self._summary_task: asyncio.Task[None] | None = None
         self._last_status_key: object = None
         self.ready = asyncio.Event()
         self.on_ready: list[Callable[[], None]] = []
+        self.on_publisher_change: list[Callable[[Publisher], Awaitable[None]]] = []
 
     def _latest_number(self, key: str) -> float | None:
         """The latest good numeric value of point ``key`` (``device/point``), or None."""
@@ -198,6 +201,90 @@ class Agent:
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
+    def _start_device(self, name: str, runner: DeviceRunner) -> None:
+        runner.task = asyncio.create_task(
+            run_periodic(runner.poll_interval_s, self._poller(name, runner), name=f"poll {name}",
+                         stats=runner.cadence), name=f"poll:{name}")
+
+    async def _stop_device(self, name: str) -> None:
+        runner = self.devices[name]
+        if runner.task is not None:
+            runner.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner.task
+            runner.task = None
+        with contextlib.suppress(Exception):
+            await runner.driver.close()
+
+    # ----------------------------------------------------------------- live reconfiguration
+    async def reconfigure(self, old: AgentConfig, new: AgentConfig) -> list[str]:
+        """Make ``new`` run in place of ``old``, restarting only what changed; return what was restarted.
+
+        Unchanged devices keep their connections; a changed device reconnects alone; a broker change
+        reconnects the publisher; rules, assets and summaries are rebuilt in memory with alarm state and
+        vibration baselines kept. The outbox and everything buffered in it stay as they are. The agent's
+        identity (id, site, data dir) cannot change while it runs: such a config is refused.
+        """
+        if (old.agent.id, old.agent.site, old.agent.data_dir) != (new.agent.id, new.agent.site, new.agent.data_dir):
+            raise ValueError("agent.id, agent.site and agent.data_dir cannot change while the agent runs; "
+                             "edit the local config file and restart the service")
+        restarted: list[str] = []
+        old_devices = {d.name: d for d in old.devices}
+        new_devices = {d.name: d for d in new.devices}
+        changed = [n for n in old_devices if n not in new_devices or old_devices[n] != new_devices[n]]
+        added = [n for n in new_devices if n not in old_devices or old_devices[n] != new_devices[n]]
+        for name in changed:
+            await self._stop_device(name)
+            del self.devices[name]
+        self.cfg = new
+        units: dict[str, str] = {}
+        for device in new.devices:
+            units.update(device_units(device))
+        self.units = units
+        for name in added:
+            d = new_devices[name]
+            self.devices[name] = DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
+            self._start_device(name, self.devices[name])
+            restarted.append(f"device {name}")
+        for name in changed:
+            if name not in new_devices:
+                restarted.append(f"device {name} (removed)")
+
+        shape_changed = bool(changed or added) or old.assets != new.assets or old.summaries != new.summaries
+        if shape_changed:
+            now = time.time()
+            await self.pipeline.close_summary_interval(now)  # the partial interval is stored, not lost
+            self.pipeline.summaries = SummaryAggregator(asset_groups(new), units, new.summaries.statistics, now)
+            self.pipeline.set_units(units)
+        if old.summaries.interval != new.summaries.interval and self._summary_task is not None:
+            self._summary_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._summary_task
+            self._summary_task = asyncio.create_task(
+                run_periodic(new.summaries.interval, self._summary_cycle, name="summaries"), name="summaries")
+            restarted.append("summaries")
+        if shape_changed or old.rules != new.rules:
+            baselines = {k: c.baseline for k, c in self.vibration.channels.items()}
+            self.vibration = VibrationStage(new, self.emit, self._latest_number)
+            for key, channel in self.vibration.channels.items():
+                if baselines.get(key) is not None:
+                    channel.baseline = baselines[key]
+            self.alarms.save()
+            self.alarms = AlarmStage(new, units, self.emit, self.data_dir)
+            restarted.append("rules")
+        if old.mqtt != new.mqtt and self.publisher is not None and self.outbox is not None:
+            await self.publisher.stop(5.0)
+            self.prefix = new.topic_prefix
+            self.publisher = Publisher(publisher_settings(new), self.outbox, self.status)
+            await self.publisher.start()
+            for callback in self.on_publisher_change:
+                await callback(self.publisher)
+            restarted.append("publisher")
+        if old.buffer != new.buffer:
+            restarted.append("buffer (new bounds apply from the next start)")
+        log.info("configuration applied; restarted: %s", ", ".join(restarted) or "nothing")
+        return restarted
+
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Open the outbox, start the publisher and every poller; returns once all are running."""
@@ -209,10 +296,9 @@ class Agent:
         await self.publisher.start()
         self.pipeline.summaries.reset_start(time.time())
         for name, runner in self.devices.items():
-            self._spawn(run_periodic(runner.poll_interval_s, self._poller(name, runner),
-                                     name=f"poll {name}", stats=runner.cadence), f"poll:{name}")
-        self._spawn(run_periodic(self.cfg.summaries.interval, self._summary_cycle, name="summaries"),
-                    "summaries")
+            self._start_device(name, runner)
+        self._summary_task = asyncio.create_task(
+            run_periodic(self.cfg.summaries.interval, self._summary_cycle, name="summaries"), name="summaries")
         self._spawn(run_periodic(STATUS_CHECK_INTERVAL_S, self._status_cycle, name="status", align=False),
                     "status")
         self._spawn(run_periodic(ALARM_TICK_INTERVAL_S, self._alarm_tick, name="alarm timers", align=False),
@@ -225,15 +311,17 @@ class Agent:
 
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Stop pollers, store the last partial summary, let the publisher drain, close the outbox."""
+        for name in list(self.devices):
+            await self._stop_device(name)
+        if self._summary_task is not None:
+            self._tasks.append(self._summary_task)
+            self._summary_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        for runner in self.devices.values():
-            with contextlib.suppress(Exception):
-                await runner.driver.close()
         if self.outbox is not None:
             try:
                 await self.pipeline.close_summary_interval(time.time())

@@ -44,6 +44,10 @@ class Pipeline:
         self.readings_good = 0
         self.readings_bad = 0
 
+    def set_units(self, units: dict[str, str]) -> None:
+        """Replace the unit table (after a config change)."""
+        self._units = units
+
     def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
         """Take one device's readings (a poll cycle or a subscription batch)."""
         self.summaries.add(device, readings)

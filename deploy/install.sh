@@ -202,9 +202,9 @@ build_wheel() {
 
 install_wheel() {
     local wheel=$1
-    local -a deps=()
-    [[ $NO_DEPS -eq 1 ]] && deps=(--no-deps)
-    "$R_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${deps[@]}" "${PIP_ARGS[@]}" "$wheel"
+    if [[ $NO_DEPS -eq 0 ]]; then  # dependencies first (only what is missing or too old)
+        "$R_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_ARGS[@]}" "$wheel"
+    fi
     # The same version may be installed already: make sure these exact files are in place.
     "$R_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
         "${PIP_ARGS[@]}" "$wheel"

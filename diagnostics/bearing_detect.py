@@ -1,11 +1,19 @@
 """Detection of bearing defect frequencies in a squared-envelope spectrum, against the local noise floor.
 
-Statistics used (why the thresholds are what they are): away from its lines, the squared-envelope
-spectrum of a random signal has approximately complex-Gaussian bins, so its magnitude is Rayleigh
-distributed. With the local median M as the scale, a bin exceeds r·M with probability 2^(−r²). A line
-at r = 4.5 over a search window of several hundred bins is a false alarm about once in 2 000 windows;
-a confirming line at r = 3 at a predicted position (±1 bin) happens by chance with probability ≈ 0.6 %.
-The evidence of a detection is −log10 of the joint chance probability of the lines it found.
+How a defect is called, and why (statistics in :mod:`diagnostics.line_stats`):
+
+1. Shaft harmonics n×1X are masked: they are synchronous, a bearing defect is not.
+2. Each family k·f (k = 1..4) is searched as a comb: one fundamental f within the slip tolerance, its
+   harmonics at exact multiples, so harmonics cannot each wander into a different unrelated line.
+3. A line is r times the local median floor. The fundamental must reach r ≥ 4.5 (an impulse train's
+   strongest envelope line is its rate), with at least one more line (harmonic, or ±1X / ±FTF
+   sideband) at r ≥ 3. A bin reaches r·M by chance with probability 2^(−r²) (Rayleigh), or the
+   measured line density of the spectrum when higher; the evidence (``score``) is −log10 of the joint
+   chance of the lines found, the fundamental corrected for the size of its search window.
+4. The evidence must reach 6 decades + log10(number of family tests so far) (Bonferroni).
+5. Families are accepted strongest first; each accepted family explains its harmonics and their
+   ±1X, ±FTF and own sidebands, and fixes speed error and slip, so a second family is only searched
+   where the same shaft and a physical slip (the cage lags) can put it.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from diagnostics.spectrum import Spectrum, fast_median
+from diagnostics.line_stats import Clutter, NoiseFloor, line_log10_chance
+from diagnostics.spectrum import Spectrum
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -28,7 +37,7 @@ CONFIRM_RATIO = 3.0
 EVIDENCE_THRESHOLD = 6.0
 #: Ratios are capped here so one enormous line cannot make up for missing harmonics.
 _RATIO_CAP = 12.0
-_LOG10_2 = math.log10(2.0)
+_LOG10_2 = math.log10(2.0)  # log10 of the Rayleigh tail base: P(bin ≥ r·median) = 2^(−r²)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +46,8 @@ class DefectDetection:
 
     ``expected_hz`` is the kinematic frequency at the given shaft speed, ``frequency_hz`` the matched
     fundamental (Hz, within the slip tolerance), ``score`` the evidence in decades (−log10 of the chance
-    probability of the lines found; ≥ 6 with at least two lines means detected), ``harmonics_found``
+    probability of the lines found; see the module docstring for when it counts as detected),
+    ``harmonics_found``
     the orders k whose line k·frequency_hz stands out, ``ratios`` each harmonic's amplitude over the
     local median (capped at 12), ``sidebands_found`` how many modulation sidebands (±1X inner race, ±FTF
     ball) stand out, ``strength`` the uncapped sum of the ratios of the lines found (ranks families),
@@ -66,74 +76,6 @@ class DefectDetection:
             "ratios": [round(r, 2) for r in self.ratios],
             "sidebands_found": self.sidebands_found,
         }
-
-
-#: Bins per block of the noise-floor estimate: a line (3 bins with a Hann window) barely moves a
-#: 16-bin median, and a window of several blocks gives a median of medians that ignores lines.
-FLOOR_BLOCK_BINS = 16
-
-
-@dataclass(frozen=True, slots=True)
-class NoiseFloor:
-    """Local noise floor of a spectrum: medians of consecutive ``FLOOR_BLOCK_BINS``-bin blocks.
-
-    Computed once per spectrum; :meth:`at` is then a median over a few block medians instead of a
-    median over hundreds of bins per query.
-    """
-
-    block_hz: float
-    medians: FloatArray
-
-    @classmethod
-    def of(cls, amplitude: FloatArray, df: float) -> NoiseFloor:
-        """Block medians of ``amplitude`` (bin spacing ``df`` Hz); bin 0 (DC) is left out."""
-        nb = (amplitude.size - 1) // FLOOR_BLOCK_BINS
-        if nb < 1:
-            return cls(FLOOR_BLOCK_BINS * df, np.array([float(np.median(amplitude[1:]))]))
-        blocks = amplitude[1 : 1 + nb * FLOOR_BLOCK_BINS].reshape(nb, FLOOR_BLOCK_BINS)
-        return cls(FLOOR_BLOCK_BINS * df, np.median(blocks, axis=1))
-
-    def at(self, centre_hz: float, half_width_hz: float) -> float:
-        """Median of the block medians whose blocks overlap ``centre_hz`` ± ``half_width_hz`` (Hz)."""
-        lo = max(0, int((centre_hz - half_width_hz) / self.block_hz))
-        hi = min(self.medians.size, int((centre_hz + half_width_hz) / self.block_hz) + 1)
-        if hi <= lo:
-            return float("nan")
-        return fast_median(self.medians[lo:hi])
-
-
-@dataclass(frozen=True, slots=True)
-class Clutter:
-    """Measured density of lines in a (residual) envelope spectrum: sorted ratios of every bin to its floor.
-
-    A spectrum with a strong fault is full of weak intermodulation lines that no noise model predicts;
-    the chance that a confirming line sits near a predicted position is then the measured fraction of
-    bins at least that high, not the Rayleigh 2^(−r²).
-    """
-
-    sorted_ratios: FloatArray
-
-    @classmethod
-    def of(cls, amplitude: FloatArray, floor: NoiseFloor) -> Clutter:
-        """Ratios of ``amplitude`` (masked residual, bin 0 excluded) to the block floor, sorted."""
-        nb = floor.medians.size
-        used = amplitude[1 : 1 + nb * FLOOR_BLOCK_BINS]
-        ref = np.repeat(floor.medians, FLOOR_BLOCK_BINS)[: used.size]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(ref > 0, used / ref, 0.0)
-        return cls(np.sort(ratios))
-
-    def survival(self, ratio: float) -> float:
-        """Fraction of bins at or above ``ratio`` × floor (with one pseudo-count, never 0)."""
-        n = self.sorted_ratios.size
-        above = n - int(np.searchsorted(self.sorted_ratios, ratio, side="left"))
-        return (above + 1) / (n + 1)
-
-
-def line_log10_chance(ratio: float, clutter: Clutter | None) -> float:
-    """log10 of the chance that one bin reaches ``ratio`` × floor: Rayleigh 2^(−r²), or the clutter if higher."""
-    rayleigh = -(ratio**2) * _LOG10_2
-    return rayleigh if clutter is None else max(rayleigh, math.log10(clutter.survival(ratio)))
 
 
 def mask_shaft_harmonics(ses: Spectrum, shaft_hz: float) -> FloatArray:
@@ -309,18 +251,20 @@ def explain_lines(
     a 6205, BPFO + 3·FTF ≈ 2×BSF) from being read as a second fault.
     """
     nyq = df * (amp.size - 1)
-    harmonics = [k * f0_hz for k in range(1, int(nyq / f0_hz) + 1)]
-    centres = list(harmonics)
-    for c in harmonics:
-        centres += [
-            c + m * shaft_hz for m in range(-SHAFT_SIDEBANDS_EXPLAINED, SHAFT_SIDEBANDS_EXPLAINED + 1) if m != 0
-        ]
-        for mod_hz, n_side in modulations:
-            centres += [c + m * mod_hz for m in range(-n_side, n_side + 1) if m != 0]
-    for c in centres:
-        if 0 < c < nyq:
-            half = 2.0 * df + 0.003 * c
-            amp[int(max(0.0, (c - half) / df)) : int((c + half) / df) + 1] = 0.0
+    harmonics = f0_hz * np.arange(1, int(nyq / f0_hz) + 1)
+    offsets = [m * shaft_hz for m in range(-SHAFT_SIDEBANDS_EXPLAINED, SHAFT_SIDEBANDS_EXPLAINED + 1)]
+    for mod_hz, n_side in modulations:
+        offsets += [m * mod_hz for m in range(-n_side, n_side + 1) if m != 0]
+    centres = (harmonics[:, None] + np.asarray(offsets)[None, :]).ravel()
+    centres = centres[(centres > 0) & (centres < nyq)]
+    half = 2.0 * df + 0.003 * centres
+    starts = np.maximum(0, ((centres - half) / df).astype(np.int64))
+    stops = np.minimum(amp.size, ((centres + half) / df).astype(np.int64) + 1)
+    # Mark every [start, stop) at once: +1 at each start, −1 at each stop, covered where the sum is > 0.
+    edges = np.zeros(amp.size + 1, dtype=np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, stops, -1)
+    amp[np.cumsum(edges[:-1]) > 0] = 0.0
 
 
 def consistent_ratio_range(
@@ -382,7 +326,9 @@ def detect_bearing_defects(
         for fam in remaining:
             window = None
             if anchor is not None:
-                margin = 2 * df / fam.expected_hz + 0.002
+                # The anchor fundamental is known to about one line (the comb over its harmonics refines
+                # it further); 0.1 % more for speed wander within the record.
+                margin = df / fam.expected_hz + 0.001
                 lo, hi = consistent_ratio_range(anchor[0], anchor[1], fam.slip_sensitivity, tolerance, margin)
                 # Never wider than the family's own slip window: both constraints hold at once.
                 lo, hi = max(lo, 1 - tolerance), min(hi, 1 + tolerance)

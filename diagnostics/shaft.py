@@ -16,6 +16,8 @@ import numpy as np
 
 from diagnostics.spectrum import Peak, Spectrum, fast_median, interpolated_peak
 
+#: The 1X line must be this many times its local median for the speed estimate to be trusted.
+SPEED_LINE_MIN_RATIO = 3.0
 #: 1X carrying at least this fraction of the band's velocity energy is "dominant" (unbalance).
 UNBALANCE_1X_ENERGY_FRACTION = 0.6
 #: 2X above this fraction of 1X suggests misalignment (classic rule: 2X > 50 % of 1X).
@@ -27,7 +29,9 @@ LOOSENESS_LINE_FRACTION = 0.1
 
 @dataclass(frozen=True, slots=True)
 class RunningSpeed:
-    """Shaft speed ``hz`` (Hz); ``source`` 'given', or 'estimated' from the spectrum near ``nominal_hz``."""
+    """Shaft speed ``hz`` (Hz) and its ``source``: 'given'; 'estimated' from the spectrum near ``nominal_hz``;
+    or 'nominal' when no 1X line stood out and the nominal speed is used as is.
+    """
 
     hz: float
     source: str
@@ -85,7 +89,8 @@ def estimate_running_speed(spectrum: Spectrum, nominal_hz: float, *, search_frac
 
     Each candidate f is scored by the sum of the spectrum at f, 2f and 3f (a shaft produces
     harmonics, a random line does not); the best candidate is refined by parabolic interpolation of the
-    1X line. Works on acceleration or velocity spectra; velocity favours 1X.
+    1X line. Works on acceleration or velocity spectra; velocity favours 1X. When the chosen line is not
+    3× its local median, the nominal speed is returned with source 'nominal'.
     """
     if not nominal_hz > 0:
         raise ValueError(f"{nominal_hz=} must be positive (Hz)")
@@ -109,6 +114,10 @@ def estimate_running_speed(spectrum: Spectrum, nominal_hz: float, *, search_frac
         score += np.maximum(np.maximum(amp[j - 1], amp[j]), amp[np.minimum(j + 1, amp.size - 1)]) / k
     best = int(idx[np.argmax(score)])
     peak = interpolated_peak(spectrum, best)
+    # A 1X that does not stand out of its neighbourhood is no estimate: fall back to the nominal speed
+    # and say so, rather than report the largest noise bin as the shaft speed.
+    if not peak.amplitude >= SPEED_LINE_MIN_RATIO * _local_median(spectrum, peak.freq_hz, 0.25 * nominal_hz):
+        return RunningSpeed(hz=nominal_hz, source="nominal", nominal_hz=nominal_hz)
     return RunningSpeed(hz=peak.freq_hz, source="estimated", nominal_hz=nominal_hz)
 
 

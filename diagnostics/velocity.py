@@ -21,6 +21,19 @@ STANDARD_GRAVITY_M_S2 = 9.80665
 #: Default velocity band in Hz. ISO 20816-3:2022 (measurement procedures) measures broadband
 #: velocity from 10 Hz to 1 000 Hz for machines running above 600 r/min (2 Hz to 1 000 Hz below 600 r/min).
 ISO_VELOCITY_BAND_HZ: tuple[float, float] = (10.0, 1000.0)
+#: Band for machines at or below 600 r/min (10 Hz shaft speed), same clause of ISO 20816-3.
+ISO_VELOCITY_BAND_LOW_SPEED_HZ: tuple[float, float] = (2.0, 1000.0)
+ISO_LOW_SPEED_LIMIT_HZ = 10.0
+
+
+def iso_velocity_band(speed_hz: float | None) -> tuple[float, float]:
+    """ISO 20816-3 velocity band (Hz) for a shaft at ``speed_hz`` (Hz): 2–1000 Hz up to 600 r/min, else 10–1000 Hz.
+
+    Unknown speed (None) gets the 10–1000 Hz band of the common case.
+    """
+    if speed_hz is not None and speed_hz <= ISO_LOW_SPEED_LIMIT_HZ:
+        return ISO_VELOCITY_BAND_LOW_SPEED_HZ
+    return ISO_VELOCITY_BAND_HZ
 
 
 def accel_scale_to_m_s2(units: str) -> float:

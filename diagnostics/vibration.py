@@ -8,6 +8,7 @@ frozen dataclass whose ``to_dict()`` is ready for JSON.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -35,12 +36,13 @@ from diagnostics.spectrum import (
     Peak,
     Spectrum,
     amplitude_spectrum,
+    band_rms,
     detrend,
     reduced_spectrum,
     top_peaks,
     validate_signal,
 )
-from diagnostics.velocity import ISO_VELOCITY_BAND_HZ, accel_scale_to_m_s2, check_band, velocity_from_spectrum
+from diagnostics.velocity import accel_scale_to_m_s2, check_band, iso_velocity_band, velocity_from_spectrum
 
 #: Names of the bearing defects in results, and the diagnosis each one raises.
 BEARING_DEFECTS: dict[str, str] = {
@@ -61,7 +63,9 @@ class VibrationResult:
     nominal speed was given; ``orders`` the 1X…10X and ½-order velocity lines (mm/s peak); ``shaft``
     and ``bearing`` the fault indicators; ``top_peaks`` of the acceleration spectrum (input unit, peak);
     ``reduced_spectrum`` the acceleration spectrum's maximum in equal bands from 0 to
-    ``reduced_spectrum_max_hz``; ``diagnosis`` the names of the detected faults; ``notes`` what was skipped.
+    ``reduced_spectrum_max_hz``; ``diagnosis`` the names of the detected faults; ``notes`` what was skipped;
+    ``band_rms`` the acceleration RMS (input unit) in equal bands from 0 to ``reduced_spectrum_max_hz``,
+    the band energies a :class:`~diagnostics.baseline.Baseline` learns.
     """
 
     fs_hz: float
@@ -82,6 +86,7 @@ class VibrationResult:
     reduced_spectrum_max_hz: float
     diagnosis: list[str]
     notes: list[str] = field(default_factory=list)
+    band_rms: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready mapping: headline fields (fs_hz, rms, peak, …, iso_zone, diagnosis) and details."""
@@ -128,6 +133,7 @@ class VibrationResult:
                 "unit": f"{self.units} peak",
                 "bands": self.reduced_spectrum,
             },
+            "band_rms": {"max_hz": self.reduced_spectrum_max_hz, "unit": f"{self.units} rms", "bands": self.band_rms},
             "diagnosis": list(self.diagnosis),
             "notes": list(self.notes),
         }
@@ -151,6 +157,57 @@ def bearing_families(orders: DefectOrders, shaft_hz: float) -> list[DefectFamily
     ]
 
 
+def bearing_diagnosis(
+    detrended: npt.NDArray[np.float64],
+    fs_hz: float,
+    shaft_hz: float,
+    bearing: BearingGeometry | DefectOrders,
+    *,
+    envelope_band_hz: tuple[float, float] | None = None,
+    tolerance: float = 0.02,
+    n_envelope_bands: int = 3,
+) -> tuple[EnvelopeBand, dict[str, DefectDetection]]:
+    """Envelope analysis of a detrended acceleration record at ``fs_hz`` (Hz) on a shaft at ``shaft_hz`` (Hz).
+
+    Returns the demodulation band used and the detection of each defect family (outer_race,
+    inner_race, ball, cage). The band is ``envelope_band_hz`` (Hz) or, when None, taken from the
+    kurtogram: the ``n_envelope_bands`` most impulsive bands are demodulated in order until one shows a
+    defect (one knock gives a high spectral kurtosis too, without any periodicity), with the evidence
+    threshold raised for the number of bands that may be tried; with no detection anywhere the most
+    impulsive band is reported. ``tolerance`` is the slip/speed tolerance (fraction).
+    """
+    dorders = bearing if isinstance(bearing, DefectOrders) else defect_orders(bearing)
+    families = bearing_families(dorders, shaft_hz)
+    spectrum = rfft_of(detrended, "none")
+    if envelope_band_hz is not None:
+        lo, hi = check_band(envelope_band_hz, fs_hz, "envelope_band_hz")
+        candidates = [EnvelopeBand(lo, hi, float("nan"), "configured")]
+    else:
+        # Wide enough for 4 harmonics of the highest defect frequency plus a 1X sideband, and starting
+        # above them so that the shaft harmonics stay out of the demodulated band.
+        min_bw = 4 * max(fam.expected_hz for fam in families) * (1 + tolerance) + shaft_hz
+        candidates = rank_envelope_bands(
+            detrended, fs_hz, min_bandwidth_hz=min_bw, min_low_hz=min_bw, rfft=spectrum, n_bands=n_envelope_bands
+        )
+    chosen: tuple[EnvelopeBand, dict[str, DefectDetection]] | None = None
+    for cand in candidates:
+        ses = squared_envelope_spectrum(detrended, fs_hz, (cand.low_hz, cand.high_hz), rfft=spectrum)
+        found = detect_bearing_defects(
+            ses,
+            shaft_hz,
+            families,
+            tolerance=tolerance,
+            cage_hz=dorders.ftf * shaft_hz,
+            extra_tests=len(candidates),
+        )
+        if chosen is None or any(d.detected for d in found.values()):
+            chosen = (cand, found)
+        if any(d.detected for d in found.values()):
+            break
+    assert chosen is not None  # candidates is never empty
+    return chosen
+
+
 def analyze_waveform(
     samples: npt.ArrayLike,
     fs_hz: float,
@@ -163,13 +220,14 @@ def analyze_waveform(
     group: int = 2,
     foundation: str = "rigid",
     zone_limits: ZoneLimits | None = None,
-    velocity_band_hz: tuple[float, float] = ISO_VELOCITY_BAND_HZ,
+    velocity_band_hz: tuple[float, float] | None = None,
     envelope_band_hz: tuple[float, float] | None = None,
     slip_tolerance: float = 0.02,
     n_peaks: int = 10,
     n_bands: int = 64,
     reduced_max_hz: float | None = None,
     n_envelope_bands: int = 3,
+    n_energy_bands: int = 8,
 ) -> VibrationResult:
     """Analyse one acceleration waveform ``samples`` (``units`` 'g' or 'm/s2') sampled at ``fs_hz`` (Hz).
 
@@ -178,10 +236,11 @@ def analyze_waveform(
     skipped (see ``notes``). ``bearing`` (geometry or defect orders) enables envelope analysis in
     ``envelope_band_hz`` (Hz) or, when None, in the band chosen by spectral kurtosis; defect frequencies
     are matched within ``slip_tolerance`` (fraction; the speed estimate's resolution is added when the
-    speed is estimated). Severity uses ``zone_limits`` or ISO 20816-3 for ``group``/``foundation``.
+    speed is estimated). Severity uses ``zone_limits`` or ISO 20816-3 for ``group``/``foundation``, on
+    velocity in ``velocity_band_hz`` (Hz; default ISO 20816-3's: 10–1000 Hz, 2–1000 Hz at ≤ 600 r/min).
     ``n_peaks`` top peaks and ``n_bands`` reduced-spectrum bands up to ``reduced_max_hz`` (default Nyquist).
-    With an automatic band, the ``n_envelope_bands`` most impulsive bands are each demodulated and the
-    one with the strongest detection is reported.
+    With an automatic band, up to ``n_envelope_bands`` kurtogram bands are tried (:func:`bearing_diagnosis`).
+    ``n_energy_bands`` equal bands carry ``band_rms``.
     """
     arr = validate_signal(samples, fs_hz, min_samples=256)
     accel_scale_to_m_s2(units)
@@ -189,13 +248,21 @@ def analyze_waveform(
         raise ValueError(f"{speed_hz=} must be positive and below fs_hz/4 = {fs_hz / 4:g} Hz")
     if not 0 <= slip_tolerance < 0.1:
         raise ValueError(f"{slip_tolerance=} must be in [0, 0.1) (fraction of the defect frequency)")
-    check_band(velocity_band_hz, fs_hz, "velocity_band_hz")
+    if velocity_band_hz is not None:
+        check_band(velocity_band_hz, fs_hz, "velocity_band_hz")
+    for name, value in (("n_energy_bands", n_energy_bands), ("n_envelope_bands", n_envelope_bands)):
+        if value < 1:
+            raise ValueError(f"{name}={value} must be at least 1")
     limits = zone_limits if zone_limits is not None else iso20816_3_limits(group, foundation)
     notes: list[str] = []
 
     features = time_features(arr)
     detrended = detrend(arr, "linear")  # once, shared by the spectrum and the envelope
     acc = amplitude_spectrum(detrended, fs_hz, window_name="hann", detrend_mode="none")
+    # ISO 20816-3's band depends on the speed: take the given or nominal one (the estimate comes later
+    # and only refines it by a few per cent).
+    if velocity_band_hz is None:
+        velocity_band_hz = iso_velocity_band(speed_hz if speed_hz is not None else nominal_speed_hz)
     vel = velocity_from_spectrum(acc, fs_hz, units=units, band_hz=velocity_band_hz)
     zone = iso_zone(vel.rms_mm_s, limits)
 
@@ -219,6 +286,9 @@ def analyze_waveform(
     if speed is not None:
         if speed.source == "estimated":
             tolerance += acc.resolution_hz / speed.hz
+        elif speed.source == "nominal":
+            tolerance += speed_search_fraction
+            notes.append("no 1X line stood out near the nominal speed: nominal speed used, tolerances widened")
         orders, shaft = shaft_indicators(
             vel.spectrum, speed.hz, vel.rms_mm_s, limits.ab_mm_s, tolerance=min(tolerance, 0.05)
         )
@@ -226,42 +296,15 @@ def analyze_waveform(
     env_band: EnvelopeBand | None = None
     bearing_out: dict[str, DefectDetection] = {}
     if bearing is not None and speed is not None:
-        dorders = bearing if isinstance(bearing, DefectOrders) else defect_orders(bearing)
-        families = bearing_families(dorders, speed.hz)
-        top_defect_hz = max(fam.expected_hz for fam in families)
-        spectrum = rfft_of(detrended, "none")
-        if envelope_band_hz is not None:
-            lo, hi = check_band(envelope_band_hz, fs_hz, "envelope_band_hz")
-            candidates = [EnvelopeBand(lo, hi, float("nan"), "configured")]
-        else:
-            # Wide enough for 4 harmonics of the highest defect frequency plus a 1X sideband, and
-            # starting above them so that the shaft harmonics stay out of the demodulated band.
-            min_bw = 4 * top_defect_hz * (1 + tolerance) + speed.hz
-            candidates = rank_envelope_bands(
-                arr, fs_hz, min_bandwidth_hz=min_bw, min_low_hz=min_bw, rfft=spectrum, n_bands=n_envelope_bands
-            )
-        # The most impulsive band is not always the one with the defect's periodicity (one knock gives
-        # a high SK too): candidates are demodulated in kurtogram order until one shows a defect, with
-        # the evidence threshold raised for the number of bands that may be tried. With no detection
-        # anywhere, the most impulsive band is reported.
-        first: tuple[EnvelopeBand, dict[str, DefectDetection]] | None = None
-        for cand in candidates:
-            ses = squared_envelope_spectrum(arr, fs_hz, (cand.low_hz, cand.high_hz), rfft=spectrum)
-            found = detect_bearing_defects(
-                ses,
-                speed.hz,
-                families,
-                tolerance=min(tolerance, 0.1),
-                cage_hz=dorders.ftf * speed.hz,
-                extra_tests=len(candidates),
-            )
-            if first is None:
-                first = (cand, found)
-            if any(d.detected for d in found.values()):
-                first = (cand, found)
-                break
-        assert first is not None
-        env_band, bearing_out = first
+        env_band, bearing_out = bearing_diagnosis(
+            detrended,
+            fs_hz,
+            speed.hz,
+            bearing,
+            envelope_band_hz=envelope_band_hz,
+            tolerance=min(tolerance, 0.1),
+            n_envelope_bands=n_envelope_bands,
+        )
     elif bearing is not None:
         notes.append("bearing given but no speed: bearing diagnostics skipped")
 
@@ -287,6 +330,27 @@ def analyze_waveform(
         top_peaks=top_peaks(acc, n_peaks, min_freq_hz=acc.resolution_hz),
         reduced_spectrum=reduced_spectrum(acc, n_bands, top),
         reduced_spectrum_max_hz=float(top),
+        band_rms=[band_rms(acc, lo, hi) for lo, hi in itertools.pairwise(np.linspace(0.0, top, n_energy_bands + 1))],
         diagnosis=diagnosis,
         notes=notes,
     )
+
+
+def baseline_features(result: VibrationResult) -> dict[str, float]:
+    """The features a per-point :class:`~diagnostics.baseline.Baseline` learns from one result.
+
+    Overall levels (velocity mm/s RMS, acceleration RMS and peak in the input unit), shape (crest
+    factor, kurtosis) and the energy of each band (``band_rms``, input unit RMS): a bearing defect or a
+    new resonance shows in a band long before it moves the overall level.
+    """
+    feats = {
+        "velocity_rms_mm_s": result.velocity_rms_mm_s,
+        "rms": result.features.rms,
+        "peak": result.features.peak,
+        "crest_factor": result.features.crest_factor,
+        "kurtosis": result.features.kurtosis,
+    }
+    step = result.reduced_spectrum_max_hz / max(len(result.band_rms), 1)
+    for i, value in enumerate(result.band_rms):
+        feats[f"band_rms_{i * step:.0f}_{(i + 1) * step:.0f}_hz"] = value
+    return feats

@@ -24,6 +24,7 @@ from edge_agent import __version__
 from edge_agent.alarm_stage import AlarmStage
 from edge_agent.config import AgentConfig
 from edge_agent.driver_factory import create_driver, device_units
+from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.publisher import Publisher
@@ -77,8 +78,9 @@ def telemetry_body(device: str, cycle_s: float, readings: Sequence[Reading]) -> 
 class Agent:
     """One running agent: construct with a validated config, then ``await run(stop)``."""
 
-    def __init__(self, cfg: AgentConfig, config_text: str = "") -> None:
+    def __init__(self, cfg: AgentConfig, config_text: str = "", metrics: AgentMetrics | None = None) -> None:
         self.cfg = cfg
+        self.metrics = metrics
         self.config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16] if config_text else ""
         self.started_ts = time.time()
         self.data_dir = Path(cfg.agent.data_dir)
@@ -148,6 +150,8 @@ class Agent:
 
     # ----------------------------------------------------------------- tasks
     async def _poll_cycle(self, name: str, runner: DeviceRunner, due_s: float) -> None:
+        started = time.monotonic()
+        lateness_s = max(0.0, time.time() - due_s)
         driver = runner.driver
         if not runner.connected_once:
             try:
@@ -171,6 +175,9 @@ class Agent:
                     key = f"{name}/{waveform.point}"
                     settings = self.vibration.channels.get(key)
                     await self.alarms.on_vibration(settings.asset if settings else name, key, vib, waveform.ts)
+        if self.metrics is not None:
+            self.metrics.observe_poll(name, duration_s=time.monotonic() - started, lateness_s=lateness_s,
+                                      requests=result.requests, readings=result.readings)
         state = driver.comms.state
         if state is not runner.last_state:
             if state is CommsState.DOWN:

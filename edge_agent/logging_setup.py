@@ -32,7 +32,9 @@ LogFormat = Literal["text", "json"]
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
 # Third-party loggers that drown the agent's own lines at INFO; a component_levels entry overrides these.
-QUIET_BY_DEFAULT = {"asyncua": "warning", "pymodbus": "warning", "amqtt": "warning"}
+# pymodbus logs every failed request with frame dumps at ERROR; the Modbus driver reports failures itself,
+# once per episode, so the library is quiet unless a component level asks for it.
+QUIET_BY_DEFAULT = {"asyncua": "warning", "pymodbus": "critical", "amqtt": "warning"}
 MASK = "***"
 _MIN_SECRET_CHARS = 4  # shorter literals would mask ordinary words
 

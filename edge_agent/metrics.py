@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -54,15 +54,22 @@ def read_peak_rss_bytes(status: Path | str = "/proc/self/status") -> int | None:
     return None
 
 
-class MemoryCollector(Collector):
-    """Reads RSS and peak RSS at scrape time (no background sampling)."""
+class ProcessResourceCollector(Collector):
+    """CPU time and memory of the agent's process, read at scrape time (no background sampling).
+
+    It needs only ``/proc/self`` and ``os.times()``, so it keeps working under the unit's
+    ``ProcSubset=pid``, which hides ``/proc/stat`` and with it prometheus-client's process collector.
+    """
 
     def __init__(self, statm: Path | str = "/proc/self/statm", status: Path | str = "/proc/self/status") -> None:
         self.statm = statm
         self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the memory gauges that can be read on this platform."""
+        """Yield CPU seconds and the memory gauges that can be read on this platform."""
+        times = os.times()
+        yield CounterMetricFamily("edge_agent_cpu_seconds", "User plus system CPU time of the agent process, s.",
+                                  value=times.user + times.system)
         rss = read_rss_bytes(self.statm)
         if rss is not None:
             yield GaugeMetricFamily("edge_agent_resident_memory_bytes",
@@ -76,8 +83,8 @@ class MemoryCollector(Collector):
 class AgentMetrics:
     """Every metric the agent exports, registered in :attr:`registry`.
 
-    ``process=True`` also registers prometheus-client's process collector (CPU seconds, open fds,
-    start time) when ``/proc`` exists.
+    CPU seconds and memory are always exported (:class:`ProcessResourceCollector`); ``process=True`` also
+    registers prometheus-client's process collector (open fds, start time) where ``/proc/stat`` is readable.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
@@ -135,7 +142,7 @@ class AgentMetrics:
         self.event_loop_lag_seconds = Histogram(
             "edge_agent_event_loop_lag_seconds", "How late the event loop ran a timer that was due, s.",
             buckets=LOOP_LAG_BUCKETS_S, registry=r)
-        r.register(MemoryCollector())
+        r.register(ProcessResourceCollector())
         if process and os.path.isdir("/proc/self"):
             ProcessCollector(registry=r)
 

@@ -32,7 +32,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,9 +40,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.errors import PublishError
 from edge_agent.mqtt.paho_bridge import PahoAsyncioBridge
 from edge_agent.mqtt.settings import PublisherSettings
 from edge_agent.outbox import Outbox
@@ -85,10 +87,12 @@ class _Session:
     client: paho.Client
     bridge: PahoAsyncioBridge
     inflight: dict[int, int] = field(default_factory=dict)  # mid -> outbox record id
+    sent_at: dict[int, float] = field(default_factory=dict)  # mid -> time.monotonic() of the publish
     window: int = 100
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     connack: asyncio.Future[tuple[ReasonCode, Properties | None]] | None = None
     status_mids: set[int] = field(default_factory=set)
+    direct: dict[int, asyncio.Future[None]] = field(default_factory=dict)  # publish_now() waiting for PUBACK
     status_acked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -109,11 +113,15 @@ class Publisher:
     """Sends outbox records to the broker; ``await start()``, then ``await stop(drain_timeout_s)``."""
 
     def __init__(self, settings: PublisherSettings, outbox: Outbox, status_provider: StatusProvider,
-                 *, rng: random.Random | None = None) -> None:
-        """``status_provider()`` returns the status body (with ``"state": "online"``) for birth messages."""
+                 *, rng: random.Random | None = None,
+                 ack_latency_observer: Callable[[float], None] | None = None) -> None:
+        """``status_provider()`` returns the status body (with ``"state": "online"``) for birth messages;
+        ``ack_latency_observer(seconds)`` (optional, e.g. a metrics histogram) gets each record's time from
+        publish to PUBACK."""
         self.settings = settings
         self.outbox = outbox
         self.status_provider = status_provider
+        self.ack_latency_observer = ack_latency_observer
         self.counters = PublisherCounters()
         self.last_error: str | None = None
         self._state = PublisherState.STOPPED
@@ -263,6 +271,37 @@ class Publisher:
             if body.get("state") == "online":
                 self._last_status_body = body
 
+    # ------------------------------------------------------------------ direct publishing
+    async def publish_now(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                          properties: Mapping[str, Any] | None = None, timeout_s: float = 20.0) -> None:
+        """Publish outside the outbox (replies, config state) and return after the PUBACK (QoS 1/2) or
+        the write (QoS 0). Raises ``PublishError`` when not connected, when the connection drops first, or
+        after ``timeout_s`` seconds. ``properties`` (MQTT 5 only, ignored on 3.1.1): ``correlation_data``
+        (bytes), ``content_type`` and ``response_topic`` (str)."""
+        session = self._session
+        if session is None or not self.connected:
+            raise PublishError(f"not connected to the broker; {topic} not published")
+        props = None
+        if properties and self.settings.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if properties.get("correlation_data") is not None:
+                props.CorrelationData = bytes(properties["correlation_data"])
+            if properties.get("content_type"):
+                props.ContentType = str(properties["content_type"])
+            if properties.get("response_topic"):
+                props.ResponseTopic = str(properties["response_topic"])
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        info = session.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise PublishError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        session.direct[info.mid] = future
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise PublishError(f"no PUBACK for {topic} within {timeout_s:g} s") from None
+        finally:
+            session.direct.pop(info.mid, None)
+
     # ------------------------------------------------------------------ subscriptions
     def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
         """Call ``handler(topic, payload, properties)`` (sync or async) for each message matching
@@ -326,6 +365,9 @@ class Publisher:
                 self._note_error(str(exc), PublisherState.REFUSED)
             except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
                 self._note_error(self._describe_failure(exc), PublisherState.BACKOFF)
+            except Exception as exc:  # a bug or a library surprise must not end publishing for good
+                log.exception("unexpected error while connecting to the broker")
+                self._note_error(f"unexpected error while connecting: {exc!r}", PublisherState.BACKOFF)
             else:
                 if self._logged_error is not None:
                     log.warning("connected to %s:%d again", self.settings.host, self.settings.port)
@@ -334,7 +376,11 @@ class Publisher:
                 self._logged_error = None
                 self.last_error = None
                 attempt = 0
-                await self._serve(session)
+                try:
+                    await self._serve(session)
+                except Exception as exc:  # e.g. the outbox failed to read: reconnect and try again
+                    log.exception("publishing stopped on an unexpected error; reconnecting")
+                    self.last_error = f"unexpected error while publishing: {exc!r}"
                 if self._stopping.is_set():
                     break
                 self._state = PublisherState.BACKOFF
@@ -348,7 +394,7 @@ class Publisher:
     def _describe_failure(self, exc: BaseException) -> str:
         where = f"{self.settings.host}:{self.settings.port}"
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return (f"TLS handshake with {where} failed: {exc.verify_message or exc} "
+            return (f"TLS handshake with {where} failed: certificate verify failed ({exc.verify_message}) "
                     "(check mqtt.tls.ca_file and that the broker certificate names this host)")
         if isinstance(exc, ssl.SSLError):
             return f"TLS error with {where}: {exc} (check mqtt.tls and the broker's TLS listener)"
@@ -358,7 +404,9 @@ class Publisher:
             return f"cannot connect to {where}: connection refused (is the broker running on that port?)"
         return f"cannot connect to {where}: {exc}"
 
-    def _new_client(self) -> paho.Client:
+    def _new_client(self, tls_sockets: list[ssl.SSLSocket]) -> paho.Client:
+        """A fresh paho client for one connection attempt; TLS sockets it wraps are appended to
+        ``tls_sockets`` so a failed handshake's socket can be closed (paho drops it unclosed)."""
         s = self.settings
         v5 = s.protocol == "5"
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
@@ -371,7 +419,18 @@ class Publisher:
             client.username_pw_set(s.username, s.password)
         tls = s.effective_tls()
         if tls is not None:
-            client.tls_set_context(tls.ssl_context())
+            ctx = tls.ssl_context()
+            wrap = ctx.wrap_socket
+
+            def tracked_wrap(*args: Any, **kwargs: Any) -> ssl.SSLSocket:
+                sock = wrap(*args, **kwargs)
+                tls_sockets.append(sock)
+                return sock
+
+            ctx.wrap_socket = tracked_wrap  # type: ignore[method-assign]
+            client.tls_set_context(ctx)
+            if not tls.verify_hostname:
+                client.tls_insecure_set(True)
         offline = self._status_payload(self._offline_body("connection lost (last will)"))
         client.will_set(s.status_topic, offline, qos=1, retain=True)
         return client
@@ -381,7 +440,8 @@ class Publisher:
         s = self.settings
         if self._last_status_body is None:
             self._last_status_body = self._status_body("online")
-        client = self._new_client()
+        tls_sockets: list[ssl.SSLSocket] = []
+        client = self._new_client(tls_sockets)
         session = _Session(client, PahoAsyncioBridge(client, loop), window=s.max_inflight)
         session.connack = loop.create_future()
         self._bind_callbacks(session)
@@ -398,7 +458,10 @@ class Publisher:
             with contextlib.suppress(BaseException):
                 await connecting
             session.bridge.abort()
+            for sock in tls_sockets:
+                sock.close()
             raise
+        tls_sockets.clear()
         if reason.is_failure:
             session.bridge.abort()
             raise _Refused(f"broker {s.host}:{s.port} refused the connection: {reason} "
@@ -433,14 +496,29 @@ class Publisher:
         client.on_message = self._on_message
 
     def _on_publish(self, session: _Session, mid: int, reason: ReasonCode) -> None:
+        direct = session.direct.pop(mid, None)
+        if direct is not None:
+            if direct.done():
+                return
+            if reason.is_failure:
+                direct.set_exception(PublishError(f"broker rejected the message: {reason}"))
+            else:
+                direct.set_result(None)
+            return
         if mid in session.status_mids:
             session.status_mids.discard(mid)
             if not session.status_mids:
                 session.status_acked.set()
             return
         record_id = session.inflight.pop(mid, None)
+        sent_at = session.sent_at.pop(mid, None)
         if record_id is None:
             return
+        if self.ack_latency_observer is not None and sent_at is not None:
+            try:
+                self.ack_latency_observer(time.monotonic() - sent_at)
+            except Exception:
+                log.exception("ack latency observer failed")
         if reason.is_failure:
             self.counters.rejected += 1
             log.error("broker rejected record %d (%s); dropping it from the outbox", record_id, reason)
@@ -487,9 +565,15 @@ class Publisher:
             session.bridge.abort()
             lost = len(session.inflight)
             session.inflight.clear()
-            if lost and not self._stopping.is_set():
-                log.info("connection lost with %d record(s) in flight; they stay in the outbox and go again",
-                         lost)
+            session.sent_at.clear()
+            for future in session.direct.values():
+                if not future.done():
+                    future.set_exception(PublishError("connection lost before the PUBACK"))
+            session.direct.clear()
+            if not self._stopping.is_set():
+                self.last_error = f"connection to {self.settings.host}:{self.settings.port} lost"
+                log.warning("%s with %d record(s) in flight; they stay in the outbox and go again after "
+                            "reconnecting", self.last_error, lost)
 
     async def _drain(self, session: _Session) -> None:
         """Keep the in-flight window full from the outbox until the connection drops or stop is asked."""
@@ -521,6 +605,7 @@ class Publisher:
                 if info.rc != paho.MQTT_ERR_SUCCESS:
                     return  # the connection is gone; on_disconnect ends the session
                 session.inflight[info.mid] = record.id
+                session.sent_at[info.mid] = time.monotonic()
                 self.counters.published += 1
 
     async def _finish(self, session: _Session) -> None:

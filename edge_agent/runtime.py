@@ -1,31 +1,222 @@
-"""Run one agent as a process: signals, an optional bounded duration, a clean exit code."""
+"""Run one agent as a service process: the agent plus everything around it.
+
+- systemd: ``READY=1`` after the first successful start, ``STATUS=`` lines, ``WATCHDOG=1`` only while the
+  event loop is healthy, ``STOPPING=1`` on the way out (``edge_agent.sdnotify``; no-ops outside systemd);
+- the optional local health and metrics endpoint (``/healthz``, ``/metrics``);
+- remote configuration and commands over the publisher's MQTT session (``edge_agent.remote``), with
+  live apply through :meth:`Agent.reconfigure`, commit-confirm, history and audit on disk;
+- local edits of the config file, picked up by polling and at once on SIGHUP, through the same path;
+- SIGINT/SIGTERM stop everything cleanly: in-flight publishes finish or stay in the outbox.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 from edge_agent.agent import Agent
+from edge_agent.commands import AgentCommands, RecentLogHandler
 from edge_agent.config import AgentConfig
+from edge_agent.health import HealthServer, HealthState
+from edge_agent.metrics import AgentMetrics
+from edge_agent.mqtt.remote_transport import PublisherTransport
+from edge_agent.publisher import Publisher
+from edge_agent.remote.applier import FileConfigApplier
+from edge_agent.remote.audit import AuditLog
+from edge_agent.remote.config_watch import ConfigFileWatch
+from edge_agent.remote.contracts import MessageHandler
+from edge_agent.remote.history import ConfigHistory
+from edge_agent.remote.service import RemoteService, RemoteSettings
+from edge_agent.sdnotify import Notifier, start_watchdog
 
 log = logging.getLogger(__name__)
 
+HEALTH_INTERVAL_S = 5.0
+STARTUP_BROKER_WAIT_S = 3.0
+
+
+class SwappablePublisherTransport(PublisherTransport):
+    """A publisher transport that follows the agent to a new publisher after a broker change."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__(publisher)
+        self._subscriptions: list[tuple[str, MessageHandler]] = []
+
+    async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Subscribe now and remember it for the next publisher."""
+        self._subscriptions.append((topic_filter, handler))
+        await super().subscribe(topic_filter, handler)
+
+    async def swap(self, publisher: Publisher) -> None:
+        """Move every subscription to ``publisher``."""
+        self.publisher = publisher
+        for topic_filter, handler in self._subscriptions:
+            await super().subscribe(topic_filter, handler)
+
+
+def remote_settings(cfg: AgentConfig, data_dir: Path) -> RemoteSettings:
+    """The remote service's settings from the config's ``remote`` section (defaults when absent)."""
+    remote: Any = getattr(cfg, "remote", None)
+    settings = RemoteSettings(replay_state_file=data_dir / "remote-replay.json")
+    if remote is None:
+        return settings
+    fields: dict[str, Any] = {"replay_state_file": data_dir / "remote-replay.json"}
+    for ours, theirs in (("require_signature", "require_signature"), ("public_key_file", "public_key_file"),
+                         ("confirm_window", "confirm_window_s"), ("command_rate", "command_rate_per_min")):
+        value = getattr(remote, ours, None)
+        if value is not None:
+            fields[theirs] = value
+    return RemoteSettings(**fields)
+
+
+class AgentService:
+    """The agent with its service duties; ``await AgentService(...).run(stop)``."""
+
+    def __init__(self, cfg: AgentConfig, config_path: Path | None, text: str) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.metrics = AgentMetrics()
+        self.agent = Agent(cfg, text, metrics=self.metrics)
+        self.text = text
+        self.notifier = Notifier.from_env()
+        self.health = HealthState()
+        self.recent_logs = RecentLogHandler()
+        self.remote: RemoteService | None = None
+        self.watch: ConfigFileWatch | None = None
+        self.transport: SwappablePublisherTransport | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._health_server: HealthServer | None = None
+        self._watchdog: Any = None
+
+    # ----------------------------------------------------------------- health
+    async def _health_cycle(self) -> None:
+        while True:
+            agent = self.agent
+            publisher = agent.publisher
+            if publisher is not None and not publisher.connected:
+                self.health.degrade("broker", str(publisher.stats().get("last_error") or "not connected"))
+            else:
+                self.health.clear("broker")
+            for name, runner in agent.devices.items():
+                comms = runner.driver.comms
+                if comms.state.value != "ok" and runner.connected_once:
+                    self.health.degrade(f"device:{name}", f"{comms.state.value}: {comms.last_error or ''}")
+                else:
+                    self.health.clear(f"device:{name}")
+            if agent.outbox is not None:
+                stats = agent.outbox.stats()
+                self.metrics.set_outbox(int(stats["records"]), int(stats["bytes"]))
+                if stats.get("mode") != "disk":
+                    self.health.degrade("buffer", f"outbox in {stats.get('mode')} mode: {stats.get('last_error')}")
+                else:
+                    self.health.clear("buffer")
+            self.metrics.alarms_active.set(len(agent.alarms.active()))
+            report = self.health.report()
+            self.notifier.status(self._status_line(report.ready))
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    def _status_line(self, ready: bool) -> str:
+        agent = self.agent
+        devices = agent.comms_summary()
+        up = sum(1 for s in devices.values() if s.value == "ok")
+        buffered = agent.outbox.stats()["records"] if agent.outbox is not None else 0
+        broker = "connected" if agent.publisher is not None and agent.publisher.connected else "disconnected"
+        return (f"{'running' if ready else 'degraded'}: {up}/{len(devices)} devices up, broker {broker}, "
+                f"{buffered} record(s) buffered, {len(agent.alarms.active())} alarm(s) active")
+
+    async def _broker_health(self) -> bool | str:
+        publisher = self.agent.publisher
+        if publisher is None or not publisher.connected:
+            return "not connected to the broker"
+        return True
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Start the agent, then the remote service, watch, health endpoint and watchdog; send READY."""
+        logging.getLogger().addHandler(self.recent_logs)
+        agent = self.agent
+        await agent.start()
+        data_dir = agent.data_dir
+        assert agent.publisher is not None
+        # Give the broker a moment so the remote state goes out with the birth message (not required).
+        await agent.publisher.wait_connected(STARTUP_BROKER_WAIT_S)
+        if self.config_path is not None:
+            remote_cfg: Any = getattr(self.cfg, "remote", None)
+            keep = int(getattr(remote_cfg, "keep_configs", 10) or 10)
+            applier = FileConfigApplier(self.config_path, ConfigHistory(data_dir, keep=keep),
+                                        on_change=agent.reconfigure, text=self.text)
+            self.transport = SwappablePublisherTransport(agent.publisher)
+            agent.on_publisher_change.append(self.transport.swap)
+            if remote_cfg is None or getattr(remote_cfg, "enabled", True):
+                commands = AgentCommands(agent, self.recent_logs).handlers()
+                self.remote = RemoteService(agent.prefix, self.cfg.agent.id, self.transport, applier, commands,
+                                            AuditLog(data_dir / "audit.jsonl"),
+                                            remote_settings(self.cfg, data_dir), health=self._broker_health)
+                await self.remote.start()
+                remote = self.remote
+                self.watch = ConfigFileWatch(self.config_path, applier.active_text,
+                                         lambda text, source: remote.apply_local(text, source))
+                self._tasks.append(asyncio.create_task(self.watch.run(), name="config-watch"))
+        service_cfg: Any = getattr(self.cfg, "service", None)
+        health_cfg: Any = getattr(service_cfg, "health", None)
+        if health_cfg is not None and health_cfg.enabled:
+            self._health_server = HealthServer(self.health.report, self.metrics, host=health_cfg.host,
+                                               port=health_cfg.port)
+            await self._health_server.start()
+        self._watchdog = start_watchdog(on_lag=self.metrics.observe_loop_lag, notifier=self.notifier)
+        self._tasks.append(asyncio.create_task(self._health_cycle(), name="health"))
+        self.health.mark_started()
+        self.notifier.ready(self._status_line(True))
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file now."""
+        if self.watch is not None:
+            log.info("SIGHUP: re-reading %s", self.config_path)
+            self.watch.request_reload()
+
+    async def stop(self) -> None:
+        """Stop everything; the agent last so that its final records are stored and drained."""
+        self.notifier.stopping("stopping: finishing in-flight publishes")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.remote is not None:
+            with contextlib.suppress(Exception):
+                await self.remote.close()
+        if self._health_server is not None:
+            await self._health_server.stop()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
+        await self.agent.stop()
+        logging.getLogger().removeHandler(self.recent_logs)
+
 
 async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: float | None = None) -> int:
-    """Run the agent until SIGINT/SIGTERM (or ``duration_s`` seconds); return the process exit code."""
+    """Run the agent service until SIGINT/SIGTERM (or ``duration_s`` seconds); return the exit code."""
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
-    agent = Agent(cfg, text)
+    service = AgentService(cfg, config_path, text)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.request_reload)
     if duration_s is not None:
         loop.call_later(duration_s, stop.set)
+    started = time.monotonic()
     try:
-        await agent.run(stop)
+        await service.start()
+        await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        await service.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+    log.info("ran for %.0f s", time.monotonic() - started)
     return 0

@@ -425,8 +425,8 @@ def test_assets_bearings_and_rules() -> None:
             "\n".join(
                 [
                     "      - {name: speed, address: 0}",
-                    "      - {name: vib, table: input, address: 100, type: int16, kind: waveform, count: 1024,"
-                    " sample_rate: 10kHz}",
+                    "      - {name: vib, table: input, address: 100, type: int16, kind: waveform,"
+                    " count: 1024, sample_rate: 10kHz}",
                 ]
             ),
         )

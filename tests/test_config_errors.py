@@ -149,7 +149,8 @@ def test_json_data_errors_carry_paths_without_lines() -> None:
     }
     errors = _errors_of(lambda: load_config_data(json.loads(json.dumps(data)), "remote"))
     assert sorted(errors) == [
-        "remote: colour: unknown key 'colour' (allowed here: agent, mqtt, buffer, devices, assets, rules, summaries, alarms, remote, service)",
+        "remote: colour: unknown key 'colour' (allowed here: agent, mqtt, buffer, devices, assets, rules, "
+        "summaries, alarms, remote, service)",
         "remote: devices[0].points[0]: missing required field 'address'",
         "remote: rules[0].point: unknown point 'plc/b' (did you mean 'plc/a'?)",
     ]

@@ -3,6 +3,7 @@ than a ConfigError, whatever text it is given."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from diagnostics.expr import parse_expression
 from edge_agent.config import (
     ModbusPoint,
     ModbusTcpDevice,
@@ -19,10 +21,13 @@ from edge_agent.config import (
     parse_classic_address,
     parse_duration,
     parse_frequency,
+    parse_rate_per_minute,
 )
 from edge_agent.errors import ConfigError
 
 EXAMPLE = (Path(__file__).resolve().parents[1] / "config" / "example.yaml").read_text()
+FULL_EXAMPLE = (Path(__file__).resolve().parents[1] / "config" / "full-example.yaml").read_text()
+RATE_UNITS_PER_MIN = {"s": 60.0, "sec": 60.0, "m": 1.0, "min": 1.0, "h": 1 / 60}
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 DURATION_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -84,10 +89,8 @@ def test_arbitrary_text_gives_config_errors_only(text: str) -> None:
     _load_or_config_error(text)
 
 
-@SETTINGS
-@given(st.randoms(use_true_random=False))
-def test_mangled_example_gives_config_errors_only(rng: random.Random) -> None:
-    lines = EXAMPLE.splitlines()
+def _mangle(text: str, rng: random.Random) -> str:
+    lines = text.splitlines()
     for _ in range(rng.randint(1, 3)):
         i = rng.randrange(len(lines))
         action = rng.choice(["drop", "dup", "swap_value", "indent", "truncate"])
@@ -97,12 +100,83 @@ def test_mangled_example_gives_config_errors_only(rng: random.Random) -> None:
             lines.insert(i, lines[i])
         elif action == "swap_value" and ":" in lines[i]:
             key = lines[i].split(":", 1)[0]
-            lines[i] = key + ": " + rng.choice(["", "x", "-1", "[]", "{}", "1e9", "true", "'40001'", "12kHz"])
+            lines[i] = (
+                key
+                + ": "
+                + rng.choice(
+                    ["", "x", "-1", "[]", "{}", "1e9", "true", "'40001'", "12kHz", "rate", "a and", "1/s"]
+                )
+            )
         elif action == "indent":
             lines[i] = " " + lines[i]
         elif action == "truncate":
             lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)]
-    _load_or_config_error("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_mangled_example_gives_config_errors_only(rng: random.Random) -> None:
+    _load_or_config_error(_mangle(EXAMPLE, rng))
+
+
+@SETTINGS
+@given(st.randoms(use_true_random=False))
+def test_mangled_full_example_gives_config_errors_only(rng: random.Random) -> None:
+    _load_or_config_error(_mangle(FULL_EXAMPLE, rng))
+
+
+WHEN_CONFIG = """\
+agent: {id: gw-1, site: plant}
+mqtt: {url: "mqtt://127.0.0.1:1883"}
+devices:
+  - name: plc
+    protocol: modbus_tcp
+    host: 127.0.0.1
+    points:
+      - {name: temp, address: 0}
+      - {name: running, table: coil, address: 0}
+assets:
+  - {name: pump, points: [plc/temp, plc/running]}
+rules:
+  - {point: plc/temp, high: 80, when: WHEN}
+"""
+WHEN_NAMES = {"temp", "running", "plc/temp", "plc/running"}
+_WHEN_ATOMS = st.sampled_from(
+    ["temp", "running", "plc/temp", "plc/running", "tmp", "plc/x", "1", "2.5e1", "true"]
+)
+
+
+@st.composite
+def _when_texts(draw: st.DrawFn, depth: int = 0) -> str:
+    if depth > 2 or draw(st.booleans()):
+        atom = draw(_WHEN_ATOMS)
+        if draw(st.booleans()):
+            operator = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!=", "=", "<>"]))
+            atom = f"{atom} {operator} {draw(_WHEN_ATOMS)}"
+        return atom
+    left, right = draw(_when_texts(depth + 1)), draw(_when_texts(depth + 1))
+    return draw(st.sampled_from([f"{left} and {right}", f"{left} or {right}", f"not ({left})", f"({left}"]))
+
+
+@SETTINGS
+@given(st.one_of(_when_texts(), st.text(max_size=40)))
+def test_when_expressions_load_only_with_known_names(when: str) -> None:
+    text = WHEN_CONFIG.replace("WHEN", json.dumps(when))
+    try:
+        cfg = load_config_text(text, "when.yaml")
+    except ConfigError as exc:
+        assert exc.errors and all(e.startswith("when.yaml") for e in exc.errors)
+        return
+    (rule,) = cfg.rules
+    assert rule.when == when
+    assert parse_expression(when).names <= WHEN_NAMES
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(sorted(RATE_UNITS_PER_MIN)))
+def test_rate_is_number_times_unit(number: int, unit: str) -> None:
+    assert parse_rate_per_minute(f"{number}/{unit}") == pytest.approx(number * RATE_UNITS_PER_MIN[unit])
 
 
 POINT_TYPES = ["int16", "uint16", "int32", "float32", "int64", "float64"]

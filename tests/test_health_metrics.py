@@ -100,6 +100,15 @@ def test_rss_from_statm_matches_the_kernel_and_sees_an_allocation() -> None:
     del block
 
 
+def test_cpu_seconds_follow_work_done() -> None:
+    metrics = AgentMetrics(process=False)
+    before = samples(metrics)[("edge_agent_cpu_seconds_total", ())]
+    deadline = os.times()
+    while os.times().user + os.times().system < deadline.user + deadline.system + 0.2:
+        sum(i * i for i in range(10_000))  # burn at least 0.2 s of CPU
+    assert samples(metrics)[("edge_agent_cpu_seconds_total", ())] >= before + 0.2
+
+
 def test_memory_readers_on_fixed_files(tmp_path: Path) -> None:
     (tmp_path / "statm").write_text("10000 2500 300 10 0 900 0\n")
     (tmp_path / "status").write_text("Name:\tpython\nVmPeak:\t  9000 kB\nVmHWM:\t   4096 kB\nVmRSS:\t 2048 kB\n")

@@ -374,3 +374,43 @@ async def test_unknown_unit_behind_a_gateway_is_down_without_reconnecting(
     assert {r.reason for r in result.readings} == {"exception 11 GATEWAY TARGET DEVICE FAILED TO RESPOND"}
     assert driver.comms.state is CommsState.DOWN and driver.connected
     assert driver.comms.last_ok_ts is None and driver.comms.reconnects == 0
+
+
+async def test_a_connection_dropped_mid_request_fails_at_once_not_after_the_timeout(
+        server: ModbusSimServer, make_driver: Callable[[Any], ModbusDriver]) -> None:
+    # timeout_s is 60 s: the read can only finish early if the drop itself fails the pending request
+    driver = make_driver(tcp_spec(server.port, tuple(e.point for e in VALUE_ENTRIES), timeout_s=60.0))
+    await driver.connect()
+    server.set_delay(120.0)
+    reading = asyncio.create_task(driver.read())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while server.held_requests == 0:
+        assert loop.time() < deadline, "the request never reached the server"
+        await asyncio.sleep(0.01)
+    server.drop_connections()
+    result = await asyncio.wait_for(reading, 30)
+    reasons = {r.reason or "" for r in result.readings}
+    assert reasons and all("connection lost" in reason for reason in reasons), reasons
+    assert driver.comms.state is CommsState.DOWN
+
+
+async def test_a_waveform_read_in_17_requests_comes_from_one_capture(
+        no_leaks: None, make_driver: Callable[[Any], ModbusDriver]) -> None:
+    # The simulator takes a new capture on every 5 ms update, so a block read over 17 requests would
+    # mix captures if the server did not hold its capture while a reader is part-way through.
+    wf_entries = [e for e in REGISTER_MAP if e.point.name in ("vib_de", "vib_de_rate")]
+    srv = ModbusSimServer(Plant(seed=6), update_interval_s=0.005, waveform_interval_s=0.0,
+                          register_map=wf_entries)
+    async with srv:
+        driver = make_driver(tcp_spec(srv.port, tuple(e.point for e in wf_entries)))
+        await driver.connect()
+        wf_point = next(e.point for e in wf_entries if e.point.kind == "waveform")
+        for _ in range(5):
+            (wf,) = (await driver.read()).waveforms
+            assert wf.quality is Quality.GOOD
+            candidates = (np.clip(np.round(srv.vibration.capture(t, 2048, shaft_hz=hz) / wf_point.scale),
+                                  -32768, 32767) * wf_point.scale for t, hz in reversed(srv.waveform_captures))
+            assert any(np.array_equal(wf.samples, c) for c in candidates), "waveform mixes two captures"
+            await asyncio.sleep(0.02)
+        assert len(srv.waveform_captures) > 5  # captures did change between the reads

@@ -7,6 +7,7 @@ import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -305,6 +306,43 @@ async def test_dropped_connection_is_rebuilt_and_subscription_resumes(sim: OpcUa
         assert driver.comms.state is CommsState.OK
         assert "connection lost" in str(driver.comms.last_error)
     finally:
+        await driver.close()
+
+
+async def test_server_operation_limits_split_reads_and_monitored_items(sim: OpcUaSimServer) -> None:
+    paths = ["Motor.Speed", "Motor.Current", "Motor.Load", "Motor.Power", "Motor.Serial", "Tank.Level",
+             "Tank.Pressure", "Tank.Volume", "Ambient.Temperature"]
+    subscribed = ["Simulator.UpdateCount", "Simulator.UptimeSeconds", "Simulator.Staircase"]
+    spec = OpcUaDeviceSpec(
+        name="small-plc", endpoint=sim.endpoint,
+        points=(*(p(f"r{i}", path) for i, path in enumerate(paths)),
+                *(p(f"s{i}", path, mode="subscribe", sampling_interval_s=0.1)
+                  for i, path in enumerate(subscribed))),
+    )
+    await sim.set_operation_limits(4, 2)
+    got: list[Reading] = []
+    driver = OpcUaDriver(spec)
+    try:
+        await driver.connect()
+        assert (driver.max_nodes_per_read, driver.max_monitored_items_per_call) == (4, 2)
+        result = await driver.read()
+        assert result.requests == 3  # 9 nodes, at most 4 per Read
+        assert [r.point for r in result.readings] == [f"r{i}" for i in range(9)]
+        assert all(r.quality is Quality.GOOD for r in result.readings)
+        assert driver._client is not None
+        batch_sizes: list[int] = []
+        real_create = driver._client.uaclient.create_monitored_items
+
+        async def counting_create(params: Any) -> Any:
+            batch_sizes.append(len(params.ItemsToCreate))
+            return await real_create(params)
+
+        driver._client.uaclient.create_monitored_items = counting_create  # type: ignore[method-assign]
+        await driver.subscribe(got.extend)
+        assert batch_sizes == [2, 1]  # 3 items, at most 2 per call
+        await wait_for(lambda: {r.point for r in got} == {"s0", "s1", "s2"}, "data from all 3 items")
+    finally:
+        await sim.set_operation_limits(0, 0)
         await driver.close()
 
 

@@ -6,10 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from asyncua import ua
 
-from drivers.base import Quality
-from drivers.opcua.client import OpcUaDriver, status_quality
 from drivers.opcua.spec import OpcUaDeviceSpec, OpcUaPointSpec, node_id_error, parse_browse_path
 from drivers.sim.node_map import NODE_MAP, node_def, plant_keys, render_node_map
 from drivers.sim.plant import PLANT_VALUES
@@ -96,30 +93,3 @@ def test_device_spec_errors_name_the_device(kwargs: dict[str, object], message: 
 def test_password_is_not_in_repr() -> None:
     spec = OpcUaDeviceSpec(name="plc", endpoint="opc.tcp://h:1", username="u", password="hunter2")
     assert "hunter2" not in repr(spec)
-
-
-@pytest.mark.parametrize(
-    ("code", "quality"),
-    [
-        (ua.StatusCodes.Good, Quality.GOOD),
-        (ua.StatusCodes.GoodClamped, Quality.GOOD),
-        (ua.StatusCodes.UncertainLastUsableValue, Quality.UNCERTAIN),
-        (ua.StatusCodes.UncertainSensorNotAccurate, Quality.UNCERTAIN),
-        (ua.StatusCodes.BadNodeIdUnknown, Quality.BAD),
-        (ua.StatusCodes.BadCommunicationError, Quality.BAD),
-    ],
-)
-def test_status_code_severity_maps_to_quality(code: int, quality: Quality) -> None:
-    assert status_quality(ua.StatusCode(code)) is quality
-
-
-def test_reading_conversion_scales_numbers_and_keeps_uncertain_reason() -> None:
-    driver = OpcUaDriver(OpcUaDeviceSpec(name="plc", endpoint="opc.tcp://h:1"))
-    point = OpcUaPointSpec(name="t", node="ns=2;s=T", scale=0.1, offset=-40.0)
-    dv = ua.DataValue(ua.Variant(1000, ua.VariantType.Int32),
-                      StatusCode=ua.StatusCode(ua.StatusCodes.UncertainLastUsableValue))
-    r = driver.reading(point, dv, 123.0)
-    assert r.value == pytest.approx(60.0) and r.quality is Quality.UNCERTAIN
-    assert r.reason is not None and "UncertainLastUsableValue" in r.reason and r.receive_ts == 123.0
-    bad = driver.reading(point, ua.DataValue(StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure)), 1.0)
-    assert bad.quality is Quality.BAD and bad.value is None and "BadSensorFailure" in str(bad.reason)

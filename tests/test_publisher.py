@@ -130,7 +130,7 @@ async def test_broker_outage_under_steady_production_loses_nothing(tmp_path: Pat
         await poll_until(lambda: not pub.connected, 30, "publisher notices the outage")
         await poll_until(lambda: len(produced) >= 300, 30, "production continues during the outage")
         assert pub.state in (PublisherState.BACKOFF, PublisherState.CONNECTING)
-        assert pub.last_error is not None
+        assert "connect" in (pub.last_error or ""), pub.last_error
         await broker.astart()
         await producer
         await col.wait_until(lambda m: {b["seq"] for _, b in data_messages(m)} >= set(range(total)), 60)

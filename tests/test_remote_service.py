@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from edge_agent.remote.cli_session import CliSession
 from edge_agent.remote.errors import CommandError
 from edge_agent.remote.history import config_hash
+from edge_agent.remote.mqtt_client import BrokerOptions
 from edge_agent.remote.service import RemoteSettings
 from edge_agent.remote.signing import generate_keypair, load_private_key, new_envelope, sign_envelope, unsigned_payload
 
@@ -227,7 +229,19 @@ async def test_state_published_while_broker_down_arrives_after_reconnect(tmp_pat
             assert asyncio.get_running_loop().time() < deadline, state
             await asyncio.sleep(0.1)
             state = await h.retained_state()
+        fresh = await asyncio.to_thread(ping_with_fresh_session, mosquitto.url)
     assert state["last_attempt"]["kind"] == "local" and state["last_attempt"]["result"] == "accepted"
+    assert fresh["ok"] is True, "subscriptions were not renewed after the reconnect"
+
+
+def ping_with_fresh_session(url: str) -> dict[str, Any]:
+    """A ping from a new client (the harness's own client lost its subscriptions with the broker)."""
+    with CliSession(BrokerOptions.from_url(url), timeout_s=30) as session:
+        correlation = b"after-reconnect"
+        session.publish(f"{PREFIX}/cmd/ping", b"{}", correlation_data=correlation, response_topic=session.reply_topic)
+        message = session.wait_for(lambda m: m.correlation_data == correlation, 30)
+    assert message is not None, "no reply to ping after the broker restart"
+    return dict(json.loads(message.payload))
 
 
 async def _slow(args: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +279,32 @@ async def test_command_errors_timeouts_and_arguments(tmp_path: Path, mosquitto: 
     cmd_events = [e for e in events if e["kind"] == "cmd"]
     assert [e["name"] for e in cmd_events] == ["slow", "boom", "read", "read", "nope", "read"]
     assert [e["ok"] for e in cmd_events] == [False, False, False, True, False, False]
+
+
+async def test_concurrent_commands_beyond_the_limit_are_refused_as_busy(tmp_path: Path,
+                                                                        mosquitto: Mosquitto) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(args: dict[str, Any]) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"held": True}
+
+    settings = RemoteSettings(max_concurrent_commands=1)
+    async with Harness(tmp_path, mosquitto.url, settings=settings, commands={"hold": hold}) as h:
+        first = b"first-hold"
+        await asyncio.to_thread(h.session.publish, f"{PREFIX}/cmd/hold", b"{}", correlation_data=first,
+                                response_topic=h.session.reply_topic)
+        async with asyncio.timeout(30):
+            await started.wait()
+        second = await h.request("cmd/hold", {})
+        release.set()
+        message = await asyncio.to_thread(h.session.wait_for, lambda m: m.correlation_data == first, 30)
+    assert second["error"]["code"] == "busy"
+    assert message is not None
+    first_reply = json.loads(message.payload)
+    assert first_reply == {**first_reply, "ok": True, "result": {"held": True}}
 
 
 async def test_rate_limit_per_command(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -8,6 +8,7 @@ nor forgets. See :mod:`diagnostics.alarms.machine` for the lifecycle rules share
 from diagnostics.alarms.base import RuleAlarm
 from diagnostics.alarms.bulk import BulkLimitEvaluator
 from diagnostics.alarms.deviation import DeviationAlarm, DeviationRule
+from diagnostics.alarms.engine import AlarmEngine, InterlockSpec, RuleConfig
 from diagnostics.alarms.events import AlarmEvent, Level
 from diagnostics.alarms.interlock import Interlock
 from diagnostics.alarms.limit import LimitAlarm, LimitBands, LimitRule
@@ -20,6 +21,7 @@ from diagnostics.alarms.vibration import FaultAlarm, FaultRule, ZoneAlarm, ZoneR
 
 __all__ = [
     "HOLD",
+    "AlarmEngine",
     "AlarmEvent",
     "AlarmIdentity",
     "AlarmMachine",
@@ -32,6 +34,7 @@ __all__ = [
     "FaultAlarm",
     "FaultRule",
     "Interlock",
+    "InterlockSpec",
     "Level",
     "LimitAlarm",
     "LimitBands",
@@ -41,6 +44,7 @@ __all__ = [
     "RateAlarm",
     "RateRule",
     "RuleAlarm",
+    "RuleConfig",
     "StaleAlarm",
     "StaleRule",
     "StormGuard",

@@ -27,8 +27,8 @@ def usable_number(value: float | None, quality: str) -> float | None:
     'uncertain' values are judged like good ones: the value is there, only its pedigree is doubtful,
     and an alarm system that ignored them would miss real excursions.
     """
-    if quality == "bad" or value is None:
-        return None
+    if quality == "bad" or not isinstance(value, int | float):
+        return None  # also None and text values
     v = float(value)
     return v if math.isfinite(v) else None
 
@@ -95,13 +95,24 @@ class RuleAlarm(ABC):
         return {"machine": self.machine.to_dict(), "rule": self._rule_state(), "enabled": self._enabled}
 
     def load_dict(self, data: Mapping[str, Any]) -> Self:
-        """Restore state written by :meth:`to_dict`; ``ValueError`` when it does not fit this rule."""
+        """Restore state written by :meth:`to_dict`; ``ValueError`` when it does not fit this rule.
+
+        All or nothing: when the state is refused the alarm keeps the state it had.
+        """
         machine = data.get("machine")
         rule = data.get("rule")
         if not isinstance(machine, Mapping) or not isinstance(rule, Mapping):
             raise ValueError(f"alarm state for {self.rule_id}: needs 'machine' and 'rule' mappings")
-        self.machine.load_dict(machine)
-        self._load_rule_state(rule)
+        backup = self.to_dict()
+        try:
+            self.machine.load_dict(machine)
+            self._load_rule_state(rule)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            self.machine.load_dict(backup["machine"])  # type: ignore[arg-type]
+            self._load_rule_state(backup["rule"])  # type: ignore[arg-type]
+            if isinstance(exc, ValueError) and str(exc).startswith("alarm state"):
+                raise
+            raise ValueError(f"alarm state for {self.rule_id} is malformed: {exc}") from exc
         self._enabled = bool(data.get("enabled", True))
         return self
 

@@ -47,6 +47,7 @@ class BulkLimitEvaluator:
         self._values = np.full(n, np.nan)
         self._last_ts: float | None = None
         self.machine_steps = 0
+        self.clamped = 0
 
     def __len__(self) -> int:
         return len(self.alarms)
@@ -59,20 +60,28 @@ class BulkLimitEvaluator:
             raise KeyError(f"no limit rule with id {rule_id!r}") from None
 
     def update(
-        self, ts_s: float, values: npt.ArrayLike, good: npt.ArrayLike | None = None
+        self,
+        ts_s: float,
+        values: npt.ArrayLike,
+        good: npt.ArrayLike | None = None,
+        index: npt.ArrayLike | None = None,
     ) -> list[AlarmEvent]:
-        """Evaluate one value per rule at ``ts_s`` (epoch s, not decreasing).
+        """Evaluate values at ``ts_s`` (epoch s); one value per rule, or per rule in ``index``.
 
         ``values`` are in each rule's unit; ``good`` is a boolean mask of usable quality (default: all
         finite values are good). Non-finite values count as bad quality: the rule holds its state.
+        ``index`` (rule positions, see :meth:`index_of`) lets a subscription batch update only the
+        rules of the points it carries. A ``ts_s`` older than the previous update is taken as that
+        update's time (counted in ``clamped``): device clocks jitter, and a whole batch is never dropped.
         """
         if not math.isfinite(ts_s):
             raise ValueError(f"ts_s={ts_s} must be a finite epoch second")
         if self._last_ts is not None and ts_s < self._last_ts:
-            raise ValueError(f"ts_s={ts_s} is older than the previous update ({self._last_ts}); feed in time order")
+            ts_s = self._last_ts
+            self.clamped += 1
         self._last_ts = ts_s
         v = np.asarray(values, dtype=np.float64)
-        n = len(self.alarms)
+        n = len(self.alarms) if index is None else np.asarray(index).shape[0]
         if v.shape != (n,):
             raise ValueError(f"values has shape {v.shape}; expected ({n},), one value per rule")
         ok = np.isfinite(v)
@@ -81,24 +90,29 @@ class BulkLimitEvaluator:
             if g.shape != (n,):
                 raise ValueError(f"good has shape {g.shape}; expected ({n},)")
             ok &= g
-        prev = self._code
+        if index is None:
+            pos: npt.NDArray[np.intp] | slice = slice(None)
+        else:
+            pos = np.asarray(index, dtype=np.intp)
+        prev = self._code[pos]
         with np.errstate(invalid="ignore"):
-            up1 = (v >= self._h) | ((prev >= 1) & (v > self._h_db))
-            up2 = (v >= self._hh) | ((prev >= 2) & (v > self._hh_db))
-            dn1 = (v <= self._lo) | ((prev <= -1) & (v < self._lo_db))
-            dn2 = (v <= self._ll) | ((prev <= -2) & (v < self._ll_db))
+            up1 = (v >= self._h[pos]) | ((prev >= 1) & (v > self._h_db[pos]))
+            up2 = (v >= self._hh[pos]) | ((prev >= 2) & (v > self._hh_db[pos]))
+            dn1 = (v <= self._lo[pos]) | ((prev <= -1) & (v < self._lo_db[pos]))
+            dn2 = (v <= self._ll[pos]) | ((prev <= -2) & (v < self._ll_db[pos]))
         code = up1.astype(np.int8)
         code += up2
         code -= dn1
         code -= dn2
-        holding = self._holding
-        need = (ok & ((code != prev) | holding)) | (~ok & ~holding) | self._pending
-        self._code = np.where(ok, code, prev).astype(np.int8)
-        self._values = np.where(ok, v, self._values)
-        idx = np.flatnonzero(need)
-        if idx.size == 0:
+        holding = self._holding[pos]
+        need = (ok & ((code != prev) | holding)) | (~ok & ~holding) | self._pending[pos]
+        self._code[pos] = np.where(ok, code, prev)
+        self._values[pos] = np.where(ok, v, self._values[pos])
+        sub = np.flatnonzero(need)
+        if sub.size == 0:
             return []
-        return self._step(ts_s, idx, code, v, ok)
+        rules = sub if index is None else np.asarray(pos)[sub]
+        return self._step(ts_s, rules, code[sub], v[sub], ok[sub])
 
     def tick(self, now_s: float) -> list[AlarmEvent]:
         """Let time pass to ``now_s`` for the rules with a delay or shelve pending."""
@@ -110,12 +124,13 @@ class BulkLimitEvaluator:
         return events
 
     def _step(self, ts: float, idx: npt.NDArray[np.intp], code: Any, v: FloatArray, ok: BoolArray) -> list[AlarmEvent]:
+        """Run the state machines of rules ``idx``; ``code``, ``v``, ``ok`` are already aligned with ``idx``."""
         events: list[AlarmEvent] = []
         alarms = self.alarms
         pending, holding = self._pending, self._holding
-        codes = code[idx].tolist()
-        vals = v[idx].tolist()
-        oks = ok[idx].tolist()
+        codes = code.tolist()
+        vals = v.tolist()
+        oks = ok.tolist()
         for i, c, val, good in zip(idx.tolist(), codes, vals, oks, strict=True):
             a = alarms[i]
             evs = a.step_classified(ts, c, val) if good else a.step_classified(ts, None, None)
@@ -190,6 +205,9 @@ class BulkLimitEvaluator:
             self._code[i] = a.code
             self._pending[i] = a.machine.pending
             self._holding[i] = a.machine.holding
-        last = data.get("last_ts")
-        self._last_ts = None if last is None else float(last)
+        self.restore_last_ts(data.get("last_ts"))
         return self
+
+    def restore_last_ts(self, last_ts: object) -> None:
+        """Set the time of the latest update (epoch s) from a stored state."""
+        self._last_ts = float(last_ts) if isinstance(last_ts, int | float) else None

@@ -42,6 +42,18 @@ class Interlock:
             usable[name] = v
         return self.expression.evaluate(usable)
 
+    def decide(self, values: Mapping[str, Scalar | None]) -> bool | None:
+        """Evaluate and remember; return the new decision when it changed, else ``None``."""
+        decision = self.evaluate(values)
+        if decision is None or decision == self._state:
+            return None
+        self._state = decision
+        return decision
+
+    def restore_state(self, state: bool | None) -> None:
+        """Set the remembered decision (after a restart)."""
+        self._state = state
+
     def apply(self, ts_s: float, values: Mapping[str, Scalar | None], rules: Iterable[RuleAlarm]) -> list[AlarmEvent]:
         """Evaluate at ``ts_s`` (epoch s) and enable or suppress ``rules``; return the events that causes."""
         decision = self.evaluate(values)

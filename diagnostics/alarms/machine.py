@@ -272,6 +272,10 @@ class AlarmMachine:
         """Value of the last usable sample (rule unit), as reported in events."""
         return self._last_value
 
+    def reset_sample_clock(self) -> None:
+        """Forget the newest sample time, for a rule that moves from sample time to the agent's clock."""
+        self._last_sample_ts = None
+
     def note_value(self, value: float | None) -> None:
         """Record the latest value without judging it (the bulk evaluator skips idle rules)."""
         self._last_value = value
@@ -381,24 +385,27 @@ class AlarmMachine:
                 raise ValueError(f"alarm state for {rid}: {key}={v!r} must be an integer")
             return v
 
+        # Validate everything before touching the state, so a refused state leaves the alarm as it was.
         evidence = data.get("evidence")
-        self._met_since = times("met_since")
-        self._unmet_since = times("unmet_since")
+        met, unmet = times("met_since"), times("unmet_since")
+        active, published = level("active"), level("published")
+        published_episode, episode = as_int("published_episode"), as_int("episode")
+        float_keys = ("last_sample_ts", "last_value", "first_ts", "last_event_ts", "shelved_until")
+        floats = {k: opt_float(k) for k in float_keys}
+        self._met_since, self._unmet_since = met, unmet
         self._holding = bool(data.get("holding"))
         self._observed = bool(data.get("observed"))
         self._last_classified = self._current_classification()
-        self._last_sample_ts = opt_float("last_sample_ts")
-        self._last_value = opt_float("last_value")
+        self._last_sample_ts = floats["last_sample_ts"]
+        self._last_value = floats["last_value"]
         self._evidence = dict(evidence) if isinstance(evidence, Mapping) else {}
-        self._active = level("active")
-        self._published = level("published")
-        self._published_episode = as_int("published_episode")
-        self._episode = as_int("episode")
-        self._first_ts = opt_float("first_ts")
-        self._last_event_ts = opt_float("last_event_ts")
+        self._active, self._published = active, published
+        self._published_episode, self._episode = published_episode, episode
+        self._first_ts = floats["first_ts"]
+        self._last_event_ts = floats["last_event_ts"]
         self._acked = bool(data.get("acked"))
         self._acked_by = opt_str("acked_by")
-        self._shelved_until = opt_float("shelved_until")
+        self._shelved_until = floats["shelved_until"]
         self._shelved_by = opt_str("shelved_by")
 
     # ---- internals -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from diagnostics.alarms.base import Classified, RuleAlarm, usable_number
-from diagnostics.alarms.events import AlarmEvent, EventState, Level, Quality, fmt_number
+from diagnostics.alarms.events import AlarmEvent, EventState, Level, Quality, check_quality, fmt_number
 from diagnostics.alarms.machine import AlarmIdentity, Timing
 
 
@@ -44,8 +44,17 @@ class StaleRule:
 class StaleAlarm(RuleAlarm):
     """The alarm instance of one :class:`StaleRule`; events report the age of the last good value (s).
 
-    Staleness is judged on every sample and on every :meth:`tick`, so a point that stops arriving
-    altogether still raises. Before the first good reading, age counts from the first sample or tick.
+    Two modes, each on one clock:
+
+    - **ticked** (the agent): once :meth:`tick` has been called, staleness is judged at ticks on the
+      tick clock: age = tick time minus the tick time at which the last good sample was first seen
+      (its own timestamp when the clocks agree, else the tick before it arrived; never later than the
+      tick itself). A device clock that runs behind or ahead of the agent never makes fresh data
+      look stale, nor stale data fresh. A good sample clears an active alarm at once.
+    - **samples only** (offline analysis): without ticks, the age is judged at every sample on the
+      samples' clock.
+
+    Before the first good reading, age counts from the first sample or tick.
     """
 
     kind = "stale"
@@ -53,36 +62,64 @@ class StaleAlarm(RuleAlarm):
     def __init__(self, rule: StaleRule) -> None:
         self.rule = rule
         self._level = Level("stale", rule.severity)
-        self._last_good_ts: float | None = None
-        self._since_ts: float | None = None
+        self._last_good_ts: float | None = None  # sample clock
+        self._since_ts: float | None = None  # sample clock: first sample
+        self._good_since_tick = False
+        self._prev_tick: float | None = None  # tick clock
+        self._tick_ref: float | None = None  # tick clock: when the last good sample was seen
         super().__init__(
             AlarmIdentity(rule.rule_id, self.kind, rule.point, "s"), [self._level], Timing(0.0, rule.off_delay_s)
         )
 
-    def _age(self, ts_s: float) -> float:
-        ref = self._last_good_ts if self._last_good_ts is not None else self._since_ts
-        if ref is None:
-            self._since_ts = ref = ts_s
-        return max(0.0, ts_s - ref)
-
     def _judge(self, age: float) -> Level | None:
-        return self._level if age >= self.rule.stale_after_s else None
+        return self._level if age >= self.rule.stale_after_s and self._enabled else None
+
+    def update(self, ts_s: float, value: float | None, quality: Quality | str = "good") -> list[AlarmEvent]:
+        """Feed one sample at ``ts_s`` (epoch s, device or receive clock)."""
+        q = check_quality(quality)
+        if self._since_ts is None:
+            self._since_ts = ts_s
+        good = usable_number(value, q) is not None
+        if good:
+            self._good_since_tick = True
+            if self._last_good_ts is None or ts_s > self._last_good_ts:
+                self._last_good_ts = ts_s
+        if self._prev_tick is None:  # samples only: judge on the samples' clock
+            ref = self._last_good_ts if self._last_good_ts is not None else self._since_ts
+            age = max(0.0, ts_s - ref)
+            return self.machine.step(ts_s, self._judge(age), age)
+        if good and self.machine.active_level is not None:  # fresh data ends staleness at once
+            self._tick_ref = self._prev_tick
+            self._good_since_tick = False
+            return self.machine.step(self._prev_tick, None, 0.0)
+        return []
 
     def tick(self, now_s: float) -> list[AlarmEvent]:
-        """Judge staleness at ``now_s`` (epoch s) and let delays and shelves expire."""
+        """Judge staleness at ``now_s`` (epoch s, the agent's clock) and let delays and shelves expire."""
+        if self._prev_tick is None:
+            self.machine.reset_sample_clock()  # from now on the machine runs on the tick clock
+        elif now_s < self._prev_tick:
+            return []
         events = self.machine.step_time(now_s)
-        age = self._age(now_s)
+        if self._good_since_tick:
+            seen = self._last_good_ts if self._last_good_ts is not None else now_s
+            if self._prev_tick is not None:
+                seen = max(seen, self._prev_tick)  # it arrived after the previous tick
+            elif seen < now_s - self.rule.stale_after_s:
+                seen = now_s  # first tick: a time that old means the sample clock is not ours
+            self._tick_ref = min(now_s, seen)
+            self._good_since_tick = False
+        elif self._tick_ref is None:
+            self._tick_ref = now_s
+        self._prev_tick = now_s
+        age = max(0.0, now_s - self._tick_ref)
         level = self._judge(age)
         if level is not None or self.machine.active_level is not None:
-            events.extend(self.machine.step(now_s, level if self._enabled else None, age, from_clock=True))
+            events.extend(self.machine.step(now_s, level, age))
         return events
 
     def _classify(self, ts_s: float, value: float | None, quality: Quality) -> Classified:
-        usable = usable_number(value, quality) is not None
-        if usable and (self._last_good_ts is None or ts_s > self._last_good_ts):
-            self._last_good_ts = ts_s
-        age = self._age(ts_s)
-        return self._judge(age), age, None
+        raise AssertionError("StaleAlarm.update judges samples itself")  # pragma: no cover
 
     def _describe(self, level: Level, value: float | None, state: EventState) -> tuple[float | None, str]:
         limit = self.rule.stale_after_s
@@ -92,12 +129,24 @@ class StaleAlarm(RuleAlarm):
         return limit, f"{self.rule.point} stale: no good reading for {fmt_number(value)} s (limit {rule})"
 
     def _rule_state(self) -> dict[str, object]:
-        return {"last_good_ts": self._last_good_ts, "since_ts": self._since_ts}
+        return {
+            "last_good_ts": self._last_good_ts,
+            "since_ts": self._since_ts,
+            "good_since_tick": self._good_since_tick,
+            "prev_tick": self._prev_tick,
+            "tick_ref": self._tick_ref,
+        }
 
     def _load_rule_state(self, data: Mapping[str, Any]) -> None:
-        lg, st = data.get("last_good_ts"), data.get("since_ts")
-        self._last_good_ts = None if lg is None else float(lg)
-        self._since_ts = None if st is None else float(st)
+        def opt(key: str) -> float | None:
+            v = data.get(key)
+            return None if v is None else float(v)
+
+        self._last_good_ts = opt("last_good_ts")
+        self._since_ts = opt("since_ts")
+        self._good_since_tick = bool(data.get("good_since_tick", False))
+        self._prev_tick = opt("prev_tick")
+        self._tick_ref = opt("tick_ref")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """OPC UA driver (asyncua): batched polling, subscriptions, waveforms, security and self-healing sessions.
 
 Two modes per point. ``poll`` points are read with **one** Read service call per cycle for the whole
-device (plus the sample-rate nodes of waveforms, in the same call). ``subscribe`` points become
+device (plus the sample-rate nodes of waveforms, in the same call), split only when the server
+publishes a smaller MaxNodesPerRead operation limit. ``subscribe`` points become
 monitored items of one subscription; each Publish response turns into one batch of
 :class:`~drivers.base.Reading` with the server's source timestamp, handed to the sink.
 
@@ -26,15 +27,11 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
 
-import numpy as np
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 
 from drivers.base import (
@@ -45,11 +42,12 @@ from drivers.base import (
     Reading,
     ReadingSink,
     ReadResult,
-    Value,
     Waveform,
 )
 from drivers.opcua.certs import thumbprint, trusted_certificates_der
-from drivers.opcua.spec import OpcUaDeviceSpec, OpcUaPointSpec, node_id_error, parse_browse_path
+from drivers.opcua.requests import browse_path, chunks, monitored_item, ns0, read_value_id, ua_bool
+from drivers.opcua.spec import OpcUaDeviceSpec, OpcUaPointSpec, node_id_error
+from drivers.opcua.values import bad_reading, status_quality, to_reading, to_waveform
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +65,6 @@ class _Target:
     node_id: ua.NodeId | None = None
     rate_node_id: ua.NodeId | None = None
     error: str | None = None
-
-
-def status_quality(status: ua.StatusCode | None) -> Quality:
-    """Quality from an OPC UA StatusCode's severity bits (OPC 10000-4 §7.39); None means Good."""
-    if status is None:
-        return Quality.GOOD
-    severity = (status.value >> 30) & 0b11
-    if severity == 0b00:
-        return Quality.GOOD
-    if severity == 0b01:
-        return Quality.UNCERTAIN
-    return Quality.BAD
-
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def _describe(exc: BaseException) -> str:
@@ -132,6 +110,9 @@ class OpcUaDriver:
         self._link_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        #: The server's OperationLimits (0 = none): Read and CreateMonitoredItems calls are split to fit.
+        self.max_nodes_per_read = 0
+        self.max_monitored_items_per_call = 0
 
     # ------------------------------------------------------------------ Driver contract
     async def connect(self) -> None:
@@ -153,7 +134,7 @@ class OpcUaDriver:
             wait_s = max(self._next_attempt - time.monotonic(), 0.0)
             reason = f"{reason} (next connection attempt in {wait_s:.1f} s)"
             self.comms.requests_last_cycle = 0
-            return ReadResult(readings=[self._bad(p, reason, now) for p in self._poll_points])
+            return ReadResult(readings=[bad_reading(p, reason, now) for p in self._poll_points])
         return await self._read_polled(client)
 
     async def subscribe(self, sink: ReadingSink) -> None:
@@ -203,6 +184,7 @@ class OpcUaDriver:
                     client.set_user(spec.username)
                     client.set_password(spec.password or "")
                 await client.connect()
+                await self._read_operation_limits(client)
                 await self._resolve(client)
                 self._client = client
                 if self._sink is not None and self._sub_points:
@@ -317,6 +299,22 @@ class OpcUaDriver:
                 reason = f"subscription stopped delivering: no data or keep-alive for {silent_s:.1f} s"
                 self._mark_lost(reason)
 
+    async def _read_operation_limits(self, client: Client) -> None:
+        """MaxNodesPerRead and MaxMonitoredItemsPerCall from the server (OPC 10000-5 §6.3.11); a
+        server that does not publish them (or says 0) has no limit."""
+        params = ua.ReadParameters()
+        params.NodesToRead = [
+            read_value_id(ns0(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)),
+            read_value_id(ns0(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)),
+        ]
+        limits: list[int] = []
+        for dv in await client.uaclient.read(params):
+            value = dv.Value.Value if dv.Value is not None else None
+            good = status_quality(dv.StatusCode) is Quality.GOOD
+            ok = good and isinstance(value, int) and not isinstance(value, bool) and value > 0
+            limits.append(int(value) if ok else 0)  # type: ignore[arg-type]
+        self.max_nodes_per_read, self.max_monitored_items_per_call = limits
+
     # ------------------------------------------------------------------ resolution
     async def _resolve(self, client: Client) -> None:
         """Map every point to a NodeId: parse NodeId strings, translate browse paths in one call."""
@@ -338,7 +336,7 @@ class OpcUaDriver:
                 else:
                     target.rate_node_id = ua.NodeId.from_string(point.sample_rate_node)
         if by_path:
-            paths = [_browse_path(p) for _, p in by_path]
+            paths = [browse_path(p) for _, p in by_path]
             results = await client.uaclient.translate_browsepaths_to_nodeids(paths)
             for (target, path), result in zip(by_path, results, strict=True):
                 if result.StatusCode.is_good() and result.Targets:
@@ -365,46 +363,48 @@ class OpcUaDriver:
             target = self._targets.get(point.name)
             if target is None or target.node_id is None:
                 reason = target.error if target is not None and target.error else "not resolved"
-                result.readings.append(self._bad(point, reason, now))
+                result.readings.append(bad_reading(point, reason, now))
                 continue
             value_index = len(to_read)
-            to_read.append(_read_value_id(target.node_id))
+            to_read.append(read_value_id(target.node_id))
             rate_index = None
             if target.rate_node_id is not None:
                 rate_index = len(to_read)
-                to_read.append(_read_value_id(target.rate_node_id))
+                to_read.append(read_value_id(target.rate_node_id))
             slots.append((target, value_index, rate_index))
         if not to_read:
             self.comms.requests_last_cycle = 0
             self._settle_state(result)
             return result
-        params = ua.ReadParameters()
-        params.TimestampsToReturn = ua.TimestampsToReturn.Both
-        params.NodesToRead = to_read
+        values: list[ua.DataValue] = []
+        requests = 0
         try:
-            async with asyncio.timeout(self.spec.timeout_s + 1):
-                values = await client.uaclient.read(params)
+            for chunk in chunks(to_read, self.max_nodes_per_read):
+                params = ua.ReadParameters()
+                params.TimestampsToReturn = ua.TimestampsToReturn.Both
+                params.NodesToRead = chunk
+                requests += 1
+                async with asyncio.timeout(self.spec.timeout_s + 1):
+                    values.extend(await client.uaclient.read(params))
         except Exception as exc:  # transport, timeout, service fault: all mean "rebuild the session"
             reason = f"read failed: {_describe(exc)}"
             self._mark_lost(reason)
-            self.comms.requests_last_cycle = 1
-            result.requests = 1
-            result.readings.extend(self._bad(t.spec, reason, now) for t, _, _ in slots)
+            self.comms.requests_last_cycle = result.requests = requests
+            result.readings.extend(bad_reading(t.spec, reason, now) for t, _, _ in slots)
             return result
         received = time.time()
         for target, value_index, rate_index in slots:
             dv = values[value_index]
             if target.spec.kind == "waveform":
                 rate_dv = values[rate_index] if rate_index is not None else None
-                item = self._waveform(target.spec, dv, rate_dv, received)
+                item = to_waveform(target.spec, dv, rate_dv, received)
                 if isinstance(item, Waveform):
                     result.waveforms.append(item)
                 else:
                     result.readings.append(item)
             else:
-                result.readings.append(self.reading(target.spec, dv, received))
-        result.requests = 1
-        self.comms.requests_last_cycle = 1
+                result.readings.append(to_reading(target.spec, dv, received))
+        result.requests = self.comms.requests_last_cycle = requests
         self.comms.last_ok_ts = received
         self._settle_state(result)
         return result
@@ -412,83 +412,6 @@ class OpcUaDriver:
     def _settle_state(self, result: ReadResult) -> None:
         bad = any(r.quality is Quality.BAD for r in result.readings) or self._has_point_errors()
         self.comms.state = CommsState.DEGRADED if bad else CommsState.OK
-
-    # ------------------------------------------------------------------ value mapping
-    def reading(self, point: OpcUaPointSpec, dv: ua.DataValue, receive_ts: float) -> Reading:
-        """One DataValue as a Reading: quality from the status, the server's source timestamp,
-        numbers scaled as ``value * scale + offset``."""
-        status = dv.StatusCode
-        quality = status_quality(status)
-        source_ts = _ts(dv.SourceTimestamp) or _ts(dv.ServerTimestamp)
-        status_text = status.name if status is not None else "Good"
-        if quality is Quality.BAD:
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
-                           f"server status {status_text}")
-        raw = dv.Value.Value if dv.Value is not None else None
-        try:
-            value = self._convert(point, raw)
-        except ValueError as exc:
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts, str(exc))
-        reason = f"server status {status_text}" if quality is Quality.UNCERTAIN else None
-        return Reading(point.name, value, quality, receive_ts, source_ts, reason)
-
-    @staticmethod
-    def _convert(point: OpcUaPointSpec, raw: Any) -> Value:
-        if raw is None or isinstance(raw, str):
-            return raw
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, int | float):
-            if point.scale == 1.0 and point.offset == 0.0:
-                return raw
-            return float(raw) * point.scale + point.offset
-        if isinstance(raw, datetime):
-            return _ts(raw)
-        if isinstance(raw, ua.LocalizedText):
-            return raw.Text
-        if isinstance(raw, list | tuple | np.ndarray):
-            raise ValueError(f"node returned an array of {len(raw)} values; set kind: waveform for arrays")
-        return str(raw)
-
-    def _waveform(
-        self, point: OpcUaPointSpec, dv: ua.DataValue, rate_dv: ua.DataValue | None, receive_ts: float
-    ) -> Waveform | Reading:
-        """An array DataValue as a Waveform, or a BAD Reading saying why it is not one."""
-        quality = status_quality(dv.StatusCode)
-        source_ts = _ts(dv.SourceTimestamp) or _ts(dv.ServerTimestamp)
-        if quality is Quality.BAD:
-            name = dv.StatusCode.name if dv.StatusCode is not None else "Bad"
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts, f"server status {name}")
-        raw = dv.Value.Value if dv.Value is not None else None
-        if not isinstance(raw, list | tuple | np.ndarray) or len(raw) == 0:
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
-                           f"waveform node returned {type(raw).__name__}, not a non-empty array of numbers")
-        try:
-            samples = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError):
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
-                           "waveform array holds values that are not numbers")
-        if samples.ndim != 1:
-            return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
-                           f"waveform array has {samples.ndim} dimensions, expected 1")
-        rate_hz = point.sample_rate_hz
-        if rate_dv is not None:
-            rate_raw = rate_dv.Value.Value if rate_dv.Value is not None else None
-            if status_quality(rate_dv.StatusCode) is Quality.BAD or not isinstance(rate_raw, int | float) \
-                    or isinstance(rate_raw, bool) or not math.isfinite(rate_raw) or rate_raw <= 0:
-                return Reading(point.name, None, Quality.BAD, receive_ts, source_ts,
-                               f"sample_rate_node {point.sample_rate_node} gave {rate_raw!r} "
-                               f"({rate_dv.StatusCode.name if rate_dv.StatusCode else 'Good'}), "
-                               "not a positive rate in Hz")
-            rate_hz = float(rate_raw)
-        assert rate_hz is not None  # the spec guarantees a configured rate or a rate node
-        if point.scale != 1.0 or point.offset != 0.0:
-            samples = samples * point.scale + point.offset
-        ts = source_ts if source_ts is not None else receive_ts
-        return Waveform(point.name, samples, rate_hz, ts, point.unit, quality)
-
-    def _bad(self, point: OpcUaPointSpec, reason: str, now: float) -> Reading:
-        return Reading(point.name, None, Quality.BAD, now, None, reason)
 
     # ------------------------------------------------------------------ subscription
     async def _create_subscription(self, client: Client) -> None:
@@ -502,7 +425,7 @@ class OpcUaDriver:
         # lifetime must be at least 3 × keep-alive count (OPC 10000-4 §5.13.2)
         params.RequestedLifetimeCount = ua.UInt32(10 * keepalive_count)
         params.MaxNotificationsPerPublish = ua.UInt32(0)  # no limit
-        params.PublishingEnabled = _ua_bool(True)
+        params.PublishingEnabled = ua_bool(True)
         params.Priority = ua.Byte(0)
         created = await client.uaclient.create_subscription(params, self._on_publish)
         self._subscription_id = int(created.SubscriptionId)
@@ -516,24 +439,25 @@ class OpcUaDriver:
         for point in self._sub_points:
             target = self._targets.get(point.name)
             if target is None or target.node_id is None:
-                bad.append(self._bad(point, target.error if target and target.error else "not resolved", now))
+                reason = target.error if target is not None and target.error else "not resolved"
+                bad.append(bad_reading(point, reason, now))
                 continue
             handle = len(handles) + 1
             handles[handle] = point
-            items.append(_monitored_item(target.node_id, handle, point))
+            items.append(monitored_item(target.node_id, handle, point))
         self._handles = handles
-        if items:
+        for chunk in chunks(items, self.max_monitored_items_per_call):
             mparams = ua.CreateMonitoredItemsParameters()
             mparams.SubscriptionId = ua.UInt32(self._subscription_id)
-            mparams.ItemsToCreate = items
+            mparams.ItemsToCreate = chunk
             mparams.TimestampsToReturn = ua.TimestampsToReturn.Both
             results = await client.uaclient.create_monitored_items(mparams)
-            for item, res in zip(items, results, strict=True):
+            for item, res in zip(chunk, results, strict=True):
                 if not res.StatusCode.is_good():
                     point = handles.pop(int(item.RequestedParameters.ClientHandle))
                     reason = f"monitored item rejected by the server: {res.StatusCode.name}"
                     log.warning("%s: point %r is BAD: %s", self.name, point.name, reason)
-                    bad.append(self._bad(point, reason, now))
+                    bad.append(bad_reading(point, reason, now))
         if bad:
             self.comms.state = CommsState.DEGRADED
             self._deliver(bad)
@@ -554,7 +478,7 @@ class OpcUaDriver:
                 for item in notification.MonitoredItems:
                     point = handles.get(item.ClientHandle)
                     if point is not None:
-                        readings.append(self.reading(point, item.Value, now))
+                        readings.append(to_reading(point, item.Value, now))
             elif isinstance(notification, ua.StatusChangeNotification) and notification.Status.is_bad():
                 self._mark_lost(f"subscription ended by the server: {notification.Status.name}")
         if readings:
@@ -570,50 +494,3 @@ class OpcUaDriver:
             sink(readings)
         except Exception:  # the sink is the agent's; its bug must not stop the subscription
             log.exception("%s: reading sink failed", self.name)
-
-
-def _ua_bool(value: bool) -> ua.Boolean:
-    """asyncua types Boolean fields with a placeholder class; at runtime they hold a plain bool."""
-    return cast(ua.Boolean, value)
-
-
-def _read_value_id(node_id: ua.NodeId) -> ua.ReadValueId:
-    rv = ua.ReadValueId()
-    rv.NodeId = node_id
-    rv.AttributeId = ua.UInt32(AttributeIds.Value)
-    return rv
-
-
-def _monitored_item(node_id: ua.NodeId, handle: int, point: OpcUaPointSpec) -> ua.MonitoredItemCreateRequest:
-    mp = ua.MonitoringParameters()
-    mp.ClientHandle = ua.UInt32(handle)
-    mp.SamplingInterval = ua.Double(1000.0 * point.sampling_interval_s)
-    mp.QueueSize = ua.UInt32(point.queue_size)
-    mp.DiscardOldest = _ua_bool(True)
-    if point.deadband_type is not None:
-        flt = ua.DataChangeFilter()
-        flt.Trigger = ua.DataChangeTrigger.StatusValue
-        flt.DeadbandType = ua.UInt32(
-            ua.DeadbandType.Absolute if point.deadband_type == "absolute" else ua.DeadbandType.Percent
-        )
-        flt.DeadbandValue = ua.Double(point.deadband_value)
-        mp.Filter = flt
-    request = ua.MonitoredItemCreateRequest()
-    request.ItemToMonitor = _read_value_id(node_id)
-    request.MonitoringMode = ua.MonitoringMode.Reporting
-    request.RequestedParameters = mp
-    return request
-
-
-def _browse_path(text: str) -> ua.BrowsePath:
-    """A BrowsePath from the Root folder following hierarchical references (subtypes included)."""
-    path = ua.BrowsePath()
-    path.StartingNode = ua.NodeId(ua.Int32(ObjectIds.RootFolder), ua.Int16(0))
-    for ns, name in parse_browse_path(text):
-        element = ua.RelativePathElement()
-        element.ReferenceTypeId = ua.NodeId(ua.Int32(ObjectIds.HierarchicalReferences), ua.Int16(0))
-        element.IsInverse = _ua_bool(False)
-        element.IncludeSubtypes = _ua_bool(True)
-        element.TargetName = ua.QualifiedName(name, ns)
-        path.RelativePath.Elements.append(element)
-    return path

@@ -5,7 +5,10 @@ socket. Every ``update_interval_s`` it moves the :class:`~drivers.sim.plant.Plan
 time and encodes it into a register image following a register map (default
 :data:`~drivers.sim.register_map.REGISTER_MAP`); each request is answered from that image. Unmapped
 register addresses answer ILLEGAL DATA ADDRESS; writes answer ILLEGAL FUNCTION (the simulated PLC is
-read-only, like the agent).
+read-only, like the agent). The vibration waveform block takes a new capture every
+``waveform_interval_s`` but never while a client is part-way through reading it, so a block read in
+many requests comes from one capture. Several unit ids can share the image (a multi-drop line);
+other unit ids stay silent on a serial line and get exception 11 over TCP, as behind a gateway.
 
 Faults for tests: :meth:`~ModbusSimServer.drop_connections` (close every client connection),
 :meth:`~ModbusSimServer.set_delay` (answer late, e.g. longer than the client's timeout),
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -94,6 +98,7 @@ class ModbusSimServer:
         serial_port: str | None = None,
         baudrate: int = 19200,
         parity: str = "E",
+        waveform_interval_s: float = 1.0,
     ) -> None:
         if framer not in ("socket", "rtu"):
             raise ValueError(f"framer {framer!r} must be socket (Modbus TCP) or rtu (RTU over TCP)")
@@ -122,7 +127,12 @@ class ModbusSimServer:
         self._delayed: set[asyncio.Task[object]] = set()  # answers being held back by set_delay
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._updater: asyncio.Task[None] | None = None
+        self.waveform_interval_s = waveform_interval_s
         self._last_waveform_t: float | None = None
+        #: (plant time s, shaft Hz) of the most recent vibration captures put in the waveform block
+        self.waveform_captures: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._waveform = next((e.point for e in register_map if e.source == WAVEFORM_SOURCE), None)
+        self._waveform_read_since: float | None = None  # a client is reading the block chunk by chunk
         self._registers: dict[str, npt.NDArray[np.uint16]] = {}
         self._bits: dict[str, npt.NDArray[np.bool_]] = {}
         self._packed_bits: dict[str, list[int]] = {}
@@ -164,8 +174,13 @@ class ModbusSimServer:
             self._packed_bits[table] = np.packbits(bits, bitorder="little").view("<u2").tolist()
 
     def _refresh_waveform(self, entry: MapEntry, t_s: float) -> None:
-        """A new capture at most once per second (a real sensor module updates its block slowly)."""
-        if self._last_waveform_t is not None and t_s - self._last_waveform_t < 1.0:
+        """A new capture every ``waveform_interval_s`` (a sensor module updates its block slowly), but
+        never while a client is part-way through reading the block: a block read in several requests
+        must come from one capture, as a device with a capture buffer would guarantee."""
+        if self._last_waveform_t is not None and t_s - self._last_waveform_t < self.waveform_interval_s:
+            return
+        since = self._waveform_read_since
+        if since is not None and time.monotonic() - since < 2.0:
             return
         self._last_waveform_t = t_s
         p = entry.point
@@ -174,6 +189,7 @@ class ModbusSimServer:
         samples_g = self.vibration.capture(t_s, p.register_count, shaft_hz=shaft_hz)
         counts = np.clip(np.round((samples_g - p.offset) / p.scale), -32768, 32767).astype(np.int16)
         self._registers[p.table][p.address : p.address + p.register_count] = counts.view(np.uint16)
+        self.waveform_captures.append((t_s, shaft_hz))
 
     def registers(self, table: Table, address: int, count: int) -> list[int]:
         """The current image of ``count`` registers (or bits as 0/1) of ``table`` from ``address``."""
@@ -207,6 +223,11 @@ class ModbusSimServer:
         ExcCodes(code)  # raises ValueError for a code Modbus does not define
         self._faults.append(ExceptionFault(code, table, first, last))
 
+    @property
+    def held_requests(self) -> int:
+        """Requests currently held back by :meth:`set_delay` (or unanswered for an unknown unit)."""
+        return len(self._delayed)
+
     def clear_faults(self) -> None:
         """Remove every delay and exception fault."""
         self._delay_s = 0.0
@@ -232,6 +253,11 @@ class ModbusSimServer:
         for fault in self._faults:
             if fault.matches(table, address):
                 return ExcCodes(fault.code)
+        wf = self._waveform
+        if wf is not None and table == wf.table and address < wf.address + wf.register_count <= address + count:
+            self._waveform_read_since = None  # the last chunk of the block: the read is complete
+        elif wf is not None and table == wf.table and address == wf.address:
+            self._waveform_read_since = time.monotonic()
         if table in BIT_TABLES:
             # bit blocks are packed 16 bits per register; count is in registers here
             first = address // 16

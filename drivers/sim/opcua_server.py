@@ -29,6 +29,7 @@ from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
 from drivers.sim.node_map import ENDPOINT_PATH, NAMESPACE_INDEX, NAMESPACE_URI, NODE_MAP, NodeDef
@@ -97,6 +98,7 @@ class _PasswordUserManager:
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> User | None:
+        """The user for a matching username/password, None (access denied) otherwise."""
         if username == self._username and password == self._password:
             return User(role=UserRole.User, name=username)
         return None
@@ -234,6 +236,20 @@ class OpcUaSimServer:
         if not isinstance(code, int):
             raise ValueError(f"unknown OPC UA status {status!r}; use a name like BadSensorFailure")
         self._faults[path] = ua.StatusCode(ua.UInt32(code))
+
+    async def set_operation_limits(self, max_nodes_per_read: int, max_monitored_items_per_call: int) -> None:
+        """Publish OperationLimits (0 = no limit) as small PLCs do, so clients must split their calls.
+        (asyncua's server publishes the limits but does not enforce them.)"""
+        if self._server is None:
+            raise RuntimeError("start the simulator before setting its operation limits")
+        limits = (
+            (ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead, max_nodes_per_read),
+            (ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+             max_monitored_items_per_call),
+        )
+        for identifier, value in limits:
+            node = self._server.get_node(ua.NodeId(ua.Int32(identifier), ua.Int16(0)))
+            await node.write_value(ua.Variant(value, ua.VariantType.UInt32))
 
     async def drop_subscriptions(self) -> int:
         """Fault on demand: forget every client subscription while connections stay open, as a server

@@ -296,12 +296,20 @@ class MachineVibration:
         return np.convolve(train, self._ringing)[ring_len : ring_len + n_samples]
 
     def _impulse_response(self) -> npt.NDArray[np.float64]:
-        """Unit-peak ringing of a single-degree-of-freedom resonance, cut when it decays below 0.1 %."""
+        """Unit-peak ringing of a single-degree-of-freedom resonance, cut when it decays below 0.1 %.
+
+        The shape is ``exp(-ζ ωn t) · cos(ωd t + φ)`` with ``tan φ = ζ ωn / ωd``, the response of an SDOF
+        structure whose integral is zero: the housing ends at rest, so an impact leaves no net velocity
+        change and puts nothing at DC or at its load-zone modulation frequency (a plain damped sine would
+        fake a 1X line from the inner-race modulation). The last sample's rounding is removed at t = 0.
+        """
         wn = 2 * np.pi * self.resonance_hz
         zeta = self.damping_ratio
         wd = wn * math.sqrt(1 - zeta**2)
+        phi = math.atan2(zeta * wn, wd)
         decay_s = math.log(1000.0) / (zeta * wn)
         t = np.arange(max(int(decay_s * self.fs_hz), 4)) / self.fs_hz
-        h = np.exp(-zeta * wn * t) * np.sin(wd * t)
-        peak = float(np.max(np.abs(h)))
-        return h / peak
+        h = np.exp(-zeta * wn * t) * np.cos(wd * t + phi)
+        h /= float(np.max(np.abs(h)))
+        h[0] -= float(np.sum(h))  # exact zero mean on the sample grid
+        return h

@@ -1,4 +1,6 @@
-"""Files a config refers to (TLS material, certificates, password files): do they exist and can we read them?
+"""Files a config refers to (TLS material, certificates, password files, the remote signing key).
+
+Do they exist, and can we read them?
 
 Validation of the config itself never touches the file system, so a config can be checked on another
 machine; call :func:`missing_files` where the agent will run (``edge-agent check``, start-up).
@@ -23,6 +25,8 @@ def _referenced_files(cfg: AgentConfig) -> list[tuple[str, Path]]:
                 files.append((f"mqtt.tls.{field}", path))
     if cfg.mqtt.password_file is not None:
         files.append(("mqtt.password_file", cfg.mqtt.password_file))
+    if cfg.remote.public_key_file is not None:
+        files.append(("remote.public_key_file", cfg.remote.public_key_file))
     for i, device in enumerate(cfg.devices):
         if isinstance(device, OpcuaDevice):
             for field in ("certificate", "private_key", "server_certificate", "password_file"):

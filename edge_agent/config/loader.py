@@ -148,7 +148,7 @@ def _clean_loc(data: object, loc: tuple[str | int, ...]) -> Loc:
     node = data
     for i, part in enumerate(loc):
         after_index = i > 0 and isinstance(loc[i - 1], int)  # tags follow the list index of a union item
-        if isinstance(node, Mapping) and part not in node and part in UNION_TAGS and after_index:
+        if after_index and part in UNION_TAGS and (not isinstance(node, Mapping) or part in _tags_of(node)):
             continue
         if part == "[key]":
             continue
@@ -160,6 +160,11 @@ def _clean_loc(data: object, loc: tuple[str | int, ...]) -> Loc:
         else:
             node = None
     return tuple(clean)
+
+
+def _tags_of(item: Mapping[str, Any]) -> tuple[object, object]:
+    """The union tags an item of ``devices`` or ``rules`` selects: its protocol and its rule kind."""
+    return item.get("protocol"), rule_kind(dict(item))
 
 
 # ----------------------------------------------------------------------------------------- messages
@@ -197,6 +202,8 @@ def _humanize(error: ErrorDetails, loc: Loc, data: dict[str, Any]) -> tuple[Loc,
     field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
     if "severity" in loc:
         field = "severity"
+    elif "component_levels" in loc[-2:-1]:
+        field = f"log level of {loc[-1]}"
     elif loc and isinstance(loc[-1], int) and field.endswith("s"):
         field = field[:-1]  # an item of a list: statistics[1] -> statistic
     if kind == "extra_forbidden":

@@ -13,7 +13,7 @@ from typing import Any
 from edge_agent.config._base import Issue, Loc, duplicate_issues
 from edge_agent.config.interlocks import short_names, when_issues
 from edge_agent.config.maintenance import RUNNING_SOURCES
-from edge_agent.config.rules import BEARING_FAULTS, rule_kind
+from edge_agent.config.rules import BEARING_FAULTS, RULE_MODELS, derived_rule_id, rule_kind
 
 #: Rule fields the cross-section checks read (AgentConfig passes just these, not a full dump).
 RULE_REFS: tuple[str, ...] = ("name", "kind", "point", "reference_point", "device", "asset", "fault", "when")
@@ -138,7 +138,10 @@ def _rule_issues(r: int, rule: Mapping[str, Any], checker: _RefChecker, assets: 
     issues = checker.issues
     point = rule.get("point")
     point_ok = point is not None and checker.check(
-        ("rules", r, "point"), point, RULE_POINT_KIND[kind], f"a {kind} rule"
+        ("rules", r, "point"),
+        point,
+        RULE_POINT_KIND[kind],
+        f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} rule",
     )
     if kind == "deviation" and rule.get("reference_point") is not None:
         checker.check(("rules", r, "reference_point"), rule["reference_point"], "value", "reference_point")
@@ -189,7 +192,7 @@ def _rule_issues(r: int, rule: Mapping[str, Any], checker: _RefChecker, assets: 
                     "(model, geometry or multiples)",
                 )
             )
-    if rule.get("when") is not None:
+    if rule.get("when") is not None and "when" in RULE_MODELS[kind].model_fields:
         scope_refs = [ref for owner in owners for ref in assets.points[owner]]
         label = " and ".join(f"asset '{o}'" for o in owners) or "no asset"
         issues.extend(
@@ -244,6 +247,21 @@ def reference_issues(data: object) -> list[Issue]:
                 if maintenance.get(field) is not None:
                     checker.check(("assets", a, "maintenance", field), maintenance[field], "value", field)
     asset_view = _AssetView(data)
+    first_id: dict[str, tuple[int, bool]] = {}  # id -> (first rule with it, whether that one was named)
     for r, rule in _entries(data, "rules"):
         _rule_issues(r, rule, checker, asset_view)
+        derived = derived_rule_id(rule)
+        named = isinstance(rule.get("name"), str)
+        if derived is not None and derived in first_id:
+            first, first_named = first_id[derived]
+            if not (named and first_named):  # two equal names are reported as duplicate names
+                issues.append(
+                    (
+                        ("rules", r),
+                        f"this rule gets the id '{derived}', like rules[{first}]; alarms need distinct ids, "
+                        "so give one of them a (different) name",
+                    )
+                )
+        if derived is not None:
+            first_id.setdefault(derived, (r, named))
     return issues + checker.issues

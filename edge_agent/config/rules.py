@@ -9,6 +9,7 @@ Cross-section checks (which points exist, of which kind, ``when:`` names) live i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag
@@ -64,6 +65,36 @@ AnyRule = (
 )
 """The rule models, for isinstance checks and annotations."""
 
+#: Suffix of a derived rule id per kind (threshold keeps ``:limit``, the id the alarm stage has always used).
+_ID_SUFFIX = {"threshold": "limit"}
+
+
+def derived_rule_id(rule: Mapping[str, Any]) -> str | None:
+    """The id of a rule given as data: its ``name``, else ``<target>:<kind>`` (faults: ``<point>:<fault>``).
+
+    The target is the rule's point, device or asset; threshold rules end in ``:limit``. None when the data
+    has no usable target.
+    """
+    name = rule.get("name")
+    if isinstance(name, str):
+        return name
+    kind = rule_kind(dict(rule))
+    target = next((rule[f] for f in ("point", "device", "asset") if isinstance(rule.get(f), str)), None)
+    if target is None:
+        return None
+    if kind == "fault" and isinstance(rule.get("fault"), str):
+        return f"{target}:{rule['fault']}"
+    return f"{target}:{_ID_SUFFIX.get(kind, kind)}"
+
+
+def rule_id(rule: AnyRule) -> str:
+    """The stable id of a validated rule (the prefix of its alarm ids); see :func:`derived_rule_id`."""
+    fields = ("name", "kind", "point", "device", "asset", "fault")
+    derived = derived_rule_id({f: getattr(rule, f) for f in fields if getattr(rule, f, None) is not None})
+    assert derived is not None, "a validated rule always has a point, device or asset"
+    return derived
+
+
 __all__ = [
     "BEARING_FAULTS",
     "DEFAULT_RULE_KIND",
@@ -83,5 +114,7 @@ __all__ = [
     "ThresholdRule",
     "TrendRule",
     "ZoneSeverity",
+    "derived_rule_id",
+    "rule_id",
     "rule_kind",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from edge_agent.config.modbus import ModbusRtuDevice, ModbusRtuOverTcpDevice, ModbusTcpDevice
 from edge_agent.config.models import AgentConfig, Device
 
@@ -41,6 +43,15 @@ def _address(device: Device) -> str:
     return f"{device.endpoint} ({device.security_policy}/{device.security_mode})"
 
 
+def _raw_text(device: Device) -> str:
+    if device.publish_raw is False:
+        return ""
+    if device.publish_raw is True:
+        return f", raw telemetry QoS {device.raw_qos}"
+    heartbeat = device.raw_heartbeat or 0.0
+    return f", raw telemetry on change QoS {device.raw_qos}, heartbeat {format_duration(heartbeat)}"
+
+
 def config_summary(cfg: AgentConfig) -> str:
     """Return a short multi-line description of ``cfg``; it never includes secrets, only their source."""
     mqtt = cfg.mqtt
@@ -56,7 +67,7 @@ def config_summary(cfg: AgentConfig) -> str:
     for device in cfg.devices:
         waveforms = sum(1 for p in device.points if p.kind == "waveform")
         counts = f"{len(device.points)} point(s)" + (f", {waveforms} waveform(s)" if waveforms else "")
-        raw = {True: ", raw telemetry", "on_change": ", raw telemetry on change"}.get(device.publish_raw, "")
+        raw = _raw_text(device)
         lines.append(
             f"  {device.name:<20} {device.protocol:<20} {_address(device)}  "
             f"every {format_duration(device.poll_interval)}, {counts}{raw}"
@@ -71,9 +82,52 @@ def config_summary(cfg: AgentConfig) -> str:
             )
             machine = f"; ISO 20816 group {m.group}, {m.foundation} foundation, speed {speed}"
         bearings = f"; {len(asset.bearings)} bearing(s)" if asset.bearings else ""
-        lines.append(f"  {asset.name:<20} {', '.join(asset.points) or 'no points'}{machine}{bearings}")
-    lines.append(f"rules   {len(cfg.rules)}")
+        maintenance = ""
+        if asset.maintenance is not None:
+            maintenance = (
+                f"; run time from {asset.maintenance.source_point}, "
+                f"{len(asset.maintenance.intervals)} service interval(s)"
+            )
+        lines.append(
+            f"  {asset.name:<20} {', '.join(asset.points) or 'no points'}{machine}{bearings}{maintenance}"
+        )
+    kinds = Counter(rule.kind for rule in cfg.rules)
+    by_kind = f" ({', '.join(f'{kind} {n}' for kind, n in kinds.items())})" if kinds else ""
+    lines.append(f"rules   {len(cfg.rules)}{by_kind}")
+    alarms = cfg.alarms
+    lines.append(
+        f"alarms  updates at most every {format_duration(alarms.update_interval)}; device-down summary "
+        f"after {format_duration(alarms.storm.summary_after)}, "
+        f"released after {format_duration(alarms.storm.release_after)}"
+    )
     lines.append(
         f"summary every {format_duration(cfg.summaries.interval)}: {', '.join(cfg.summaries.statistics)}"
+        + ("; vibration feature statistics" if cfg.summaries.per_vibration_point_features else "")
     )
+    lines.append(_remote_line(cfg))
+    lines.append(_service_line(cfg))
     return "\n".join(lines)
+
+
+def _remote_line(cfg: AgentConfig) -> str:
+    remote = cfg.remote
+    if not remote.enabled:
+        return "remote  off"
+    signatures = (
+        f"signatures required (key {remote.public_key_file})"
+        if remote.require_signature
+        else "unsigned allowed"
+    )
+    commands = "all commands" if remote.commands_enabled is None else ", ".join(remote.commands_enabled)
+    return (
+        f"remote  on, {signatures}, confirm window {format_duration(remote.confirm_window)}, "
+        f"up to {format_size(remote.max_payload)}, {remote.command_rate:g} command(s)/min: {commands}"
+    )
+
+
+def _service_line(cfg: AgentConfig) -> str:
+    service = cfg.service
+    health = service.health
+    endpoint = f"health on http://{health.host}:{health.port}" if health.enabled else "health endpoint off"
+    levels = "".join(f", {name} {level}" for name, level in service.component_levels.items())
+    return f"service log {service.log_level} as {service.log_format}{levels}; {endpoint}"

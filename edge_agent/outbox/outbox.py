@@ -132,6 +132,7 @@ class Outbox:
         self._store: SqliteStore | None = None
         self._disk: SqliteStore | None = None
         self._pending_disk_acks: set[int] = set()
+        self._fallback_first_id = 0
         self._snapshot = _Snapshot()
         self._moved_aside: list[str] = []
         self._last_error: str | None = None
@@ -319,6 +320,7 @@ class Outbox:
                   "again; records in memory are lost if the agent stops before then",
                   reason, self.max_size_bytes)
         self._store = SqliteStore.open_memory(first_id)
+        self._fallback_first_id = first_id
         self._last_disk_retry = time.monotonic()
 
     def _run(self) -> None:
@@ -382,7 +384,8 @@ class Outbox:
         max_age_ms = None if self.max_age_s is None else int(self.max_age_s * 1000)
         now_ms = int(time.time() * 1000)
         if self._store is not self._disk and ack_ids:
-            self._pending_disk_acks.update(ack_ids)  # records taken before the fallback live on disk
+            # acks of records taken before the fallback: they live on disk, delete them there on return
+            self._pending_disk_acks.update(i for i in ack_ids if i < self._fallback_first_id)
         try:
             result = self._store.write(new, ack_ids, now_ms, self.max_size_bytes, max_age_ms)
         except sqlite3.Error as exc:

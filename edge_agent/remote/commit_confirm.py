@@ -52,7 +52,8 @@ class CommitConfirm:
         while True:
             checks += 1
             try:
-                verdict = await asyncio.wait_for(self._health(), timeout=max(self.interval_s, 1.0))
+                async with asyncio.timeout(max(self.interval_s, 1.0)):
+                    verdict = await self._health()
             except TimeoutError:
                 verdict = "health check timed out"
             except Exception as exc:  # a failing probe is a failing config, never a crash of the agent

@@ -48,8 +48,11 @@ class ConfigFileWatch:
     async def run(self) -> None:
         """Poll forever (until cancelled); a failing check is logged and retried next interval."""
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that races
+            # with the event being set, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._reload.wait()
             force = self._reload.is_set()
             self._reload.clear()
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -50,7 +51,7 @@ from edge_agent.remote.guard import (
     load_yaml_mapping,
     parse_json_object,
 )
-from edge_agent.remote.history import config_hash
+from edge_agent.remote.history import HASH_DIGITS, config_hash
 from edge_agent.remote.merge_patch import merge_patch
 from edge_agent.remote.signing import (
     ParsedPush,
@@ -267,7 +268,8 @@ class RemoteService:
                                  request_id: str) -> tuple[Attempt, _Pending | None]:
         limits = self.settings.config_limits
         version: int | None = None
-        label, by, new_hash = "", "remote", config_hash(msg.payload.decode("utf-8", "replace"))
+        # Identity of a payload that may not even be text: sha256 of its bytes, same width as config_hash.
+        label, by, new_hash = "", "remote", hashlib.sha256(msg.payload).hexdigest()[:HASH_DIGITS]
         try:
             text = decode_utf8(msg.payload, limits, f"config/{kind} payload")
             push = self._parse_envelope(text, kind)
@@ -408,6 +410,16 @@ class RemoteService:
             body: dict[str, Any] = {"ok": attempt.result in ("accepted", "confirming"),
                                     "result": asdict(attempt), "active": asdict(self.active)}
             await self._reply(msg, self.config_result_topic, body)
+
+    def status_summary(self) -> dict[str, Any]:
+        """For the agent's status: running config identity, last attempt, recent audit events, drops."""
+        return {
+            "config": asdict(self.active),
+            "last_attempt": asdict(self.last_attempt) if self.last_attempt else None,
+            "recent": list(self.recent_activity)[-10:],
+            "dropped_requests": self.dropped_messages,
+            "signature_required": self.settings.require_signature,
+        }
 
     def state(self) -> dict[str, Any]:
         """The ``config/state`` payload: active config identity and the last attempt."""

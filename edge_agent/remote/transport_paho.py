@@ -64,7 +64,8 @@ class PahoTransport:
         try:
             self._client.connect_async(self._options.host, self._options.port, keepalive=self._keepalive_s)
             self._client.loop_start()
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except (TimeoutError, OSError) as exc:
             await self.close()
             raise PublishError(f"no connection to {self._options.host}:{self._options.port} within "
@@ -73,7 +74,8 @@ class PahoTransport:
     async def wait_connected(self, timeout_s: float) -> bool:
         """Wait until connected (True) or ``timeout_s`` seconds pass (False)."""
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             return False
         return True
@@ -121,7 +123,8 @@ class PahoTransport:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[info.mid] = future
         try:
-            await asyncio.wait_for(future, self._publish_timeout_s)
+            async with asyncio.timeout(self._publish_timeout_s):  # not wait_for: it can eat a cancel on 3.11
+                await future
         except TimeoutError:
             raise PublishError(f"no PUBACK for {topic} within {self._publish_timeout_s:g} s") from None
         finally:

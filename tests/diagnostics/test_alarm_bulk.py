@@ -27,6 +27,14 @@ def test_idle_rules_run_no_state_machine() -> None:
     assert bulk.machine_steps == 2
 
 
+def test_subset_update_touches_only_the_given_rules() -> None:
+    bulk = make(4)
+    bulk.update(0.0, [12.0, 1.0, 12.0, 1.0])
+    events = bulk.update(1.0, [1.0, 12.0], index=[2, 3])
+    assert [(e.alarm_id, e.state) for e in events] == [("r2", "cleared"), ("r3", "raised")]
+    assert {s.alarm_id for s in bulk.snapshot()} == {"r0", "r3"}
+
+
 def test_on_delay_in_bulk_needs_tick_or_update() -> None:
     bulk = make(2, on_delay_s=5)
     bulk.update(0.0, [12.0, 1.0])
@@ -75,8 +83,10 @@ def test_input_errors_are_explicit() -> None:
     bulk = make(3)
     with pytest.raises(ValueError, match=r"shape \(2,\); expected \(3,\)"):
         bulk.update(0.0, [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"values has shape \(3,\); expected \(2,\)"):
+        bulk.update(0.0, [1.0, 2.0, 3.0], index=[0, 2])
     bulk.update(5.0, [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="older than the previous update"):
-        bulk.update(4.0, [1.0, 2.0, 3.0])
+    events = bulk.update(4.0, [11.0, 2.0, 3.0])  # older than the last update: taken as t = 5
+    assert bulk.clamped == 1 and events[0].last_ts == 5.0
     with pytest.raises(ValueError, match="duplicated: r0"):
         BulkLimitEvaluator([LimitRule("r0", "a", high=1), LimitRule("r0", "b", high=1)])

@@ -115,28 +115,32 @@ def test_restart_anywhere_is_invisible(rule: LimitRule, before: list[Step], afte
             st.sampled_from([0.0, 1.0, 3.0, 11.0]),
             st.lists(values, min_size=6, max_size=6),
             st.booleans(),
+            st.lists(st.booleans(), min_size=6, max_size=6),
         ),
         max_size=40,
     ),
 )
 def test_bulk_evaluator_emits_exactly_what_single_rules_emit(
-    rule_list: list[LimitRule], cycles: list[tuple[float, list[float | None], bool]]
+    rule_list: list[LimitRule], cycles: list[tuple[float, list[float | None], bool, list[bool]]]
 ) -> None:
     rule_list = [replace(r, rule_id=f"r{i}") for i, r in enumerate(rule_list)]
     n = len(rule_list)
     bulk = BulkLimitEvaluator(rule_list)
     singles = [LimitAlarm(r) for r in rule_list]
     t = 0.0
-    for dt, vals, tick in cycles:
+    for dt, vals, tick, present in cycles:
         t += dt
         vals = vals[:n]
         if tick:
             got = bulk.tick(t)
             want = [e for a in singles for e in a.tick(t)]
         else:
-            arr = np.array([np.nan if v is None else v for v in vals])
-            got = bulk.update(t, arr)
+            # a subscription batch carries only some points: update those rules only
+            index = [i for i in range(n) if present[i]]
+            arr = np.array([np.nan if vals[i] is None else vals[i] for i in index])
+            got = bulk.update(t, arr, index=index) if len(index) < n else bulk.update(t, arr)
             want = []
-            for a, v in zip(singles, vals, strict=True):
-                want += a.update(t, v, "good" if v is not None else "bad")
+            for i in index:
+                v = vals[i]
+                want += singles[i].update(t, v, "good" if v is not None else "bad")
         assert got == want

@@ -259,3 +259,40 @@ def test_interlock_gates_vibration_alarm_while_stopped() -> None:
     assert alarm.update(1, 6.0) == []
     alarm.set_enabled(2, True)
     assert [e.level for e in alarm.update(3, 6.0)] == ["zone_D"]
+
+
+def test_refused_state_leaves_the_alarm_as_it_was() -> None:
+    rule = RateRule("r", "p", window_s=10, unit="bar", per="s", max_rise=1.0)
+    alarm = RateAlarm(rule)
+    ramp_events(alarm, 2.0, 0, 10)
+    before = alarm.to_dict()
+    broken = json.loads(json.dumps(before))
+    broken["machine"]["active"] = None
+    broken["rule"]["window"] = [[1.0]]  # malformed window after a valid machine part
+    with pytest.raises(ValueError, match="malformed"):
+        alarm.load_dict(broken)
+    assert alarm.to_dict() == before
+
+
+def test_stale_is_not_fooled_by_a_device_clock_running_behind() -> None:
+    alarm = StaleAlarm(StaleRule("s", "opc/flow", interval_s=1, missed_intervals=5))
+    events: list[AlarmEvent] = []
+    for t in range(100):  # the device stamps its readings 60 s behind the agent's clock
+        events += alarm.update(t - 60.0, 1.0)
+        events += alarm.tick(t + 0.5)
+    assert events == []
+    for t in range(100, 110):  # readings stop
+        events += alarm.tick(t + 0.5)
+    assert states(events) == [(104.5, "raised", "stale")]  # 5 s after the tick that last saw fresh data
+    assert [e.state for e in alarm.update(50.0, 1.0)] == ["cleared"]
+
+
+def test_stale_with_a_device_clock_running_ahead_still_detects_the_stop() -> None:
+    alarm = StaleAlarm(StaleRule("s", "opc/flow", interval_s=1, missed_intervals=5))
+    events: list[AlarmEvent] = []
+    for t in range(20):
+        events += alarm.update(t + 3600.0, 1.0)
+        events += alarm.tick(t + 0.5)
+    for t in range(20, 30):
+        events += alarm.tick(t + 0.5)
+    assert states(events) == [(24.5, "raised", "stale")]

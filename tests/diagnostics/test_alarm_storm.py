@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from diagnostics.alarms import AlarmEvent, LimitAlarm, LimitRule, StaleAlarm, StaleRule, StormGuard
 
 
@@ -96,3 +99,66 @@ def test_state_round_trips_through_json() -> None:
     assert restored.to_dict() == guard.to_dict()
     assert [e.evidence["suppressed"] for e in restored.tick(6)] == [4]
     assert guard.device_down("plc1", 7) == []  # already down: no second raise
+
+storm_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("good"), st.integers(0, 3), st.sampled_from([1.0, 2.0])),
+        st.tuples(st.just("bad"), st.integers(0, 3), st.sampled_from([1.0, 4.0])),
+        st.tuples(st.just("down"), st.just(0), st.just(0.0)),
+        st.tuples(st.just("up"), st.just(0), st.just(0.0)),
+        st.tuples(st.just("tick"), st.just(0), st.sampled_from([1.0, 10.0, 70.0])),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(storm_ops)
+def test_outside_view_of_point_alarms_stays_consistent(ops: list[tuple[str, int, float]]) -> None:
+    """Whatever the outage pattern: no clear without a raise, no double raise, and once the device is up
+    and the release time has passed, the outside view equals the true alarm states."""
+    guard = StormGuard(summary_after_s=5, release_after_s=20)
+    alarms = stale_rules("plc1", 4)
+    outside: dict[str, bool] = {a.rule_id: False for a in alarms}
+    t = 0.0
+    for a in alarms:
+        a.update(t, 1.0)
+
+    def publish(events: list[AlarmEvent]) -> None:
+        for e in events:
+            if e.kind != "stale":
+                continue
+            if e.state == "raised":
+                assert not outside[e.alarm_id], "raised twice"
+                outside[e.alarm_id] = True
+            elif e.state == "cleared":
+                assert outside[e.alarm_id], "cleared without a raise"
+                outside[e.alarm_id] = False
+
+    for kind, i, dt in ops:
+        t += dt
+        if kind == "good":
+            publish(guard.filter(alarms[i].update(t, 1.0)))
+        elif kind == "bad":
+            publish(guard.filter(alarms[i].update(t, None, "bad")))
+        elif kind == "down":
+            guard.device_down("plc1", t)
+        elif kind == "up":
+            guard.device_up("plc1", t)
+        else:
+            events: list[AlarmEvent] = []
+            for a in alarms:
+                events += a.tick(t)
+            publish(guard.filter(events))
+            publish(guard.tick(t))
+    # settle: device up, everything ticks past the release time
+    guard.device_up("plc1", t)
+    for step in (1.0, 25.0):
+        t += step
+        events = []
+        for a in alarms:
+            events += a.tick(t)
+        publish(guard.filter(events))
+        publish(guard.tick(t))
+    truth = {a.rule_id: a.snapshot().active_level is not None for a in alarms}
+    assert outside == truth

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,14 +176,15 @@ def test_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["x.npy", "--frobnicate"]) == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
 def test_plot_without_matplotlib_says_how_to_install(
-    tmp_path: Path, outer_race: np.ndarray, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, outer_race: np.ndarray, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes "import matplotlib" raise ImportError
     f = tmp_path / "x.npy"
     np.save(f, outer_race)
     assert main([str(f), "--fs", str(FS), "--plot", str(tmp_path / "p.png")]) == 2
     assert "pip install 'edge-agent[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib (plot extra) not installed")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics.bearing_detect import DefectFamily, detect_bearing_defects
+from diagnostics.bearing_detect import DefectFamily, consistent_ratio_range, detect_bearing_defects, explain_lines
 from diagnostics.bearing_geometry import BEARINGS, BearingGeometry, DefectOrders, bearing_by_name, defect_orders
 from diagnostics.envelope import select_envelope_band, spectral_kurtosis, squared_envelope_spectrum
+from diagnostics.line_stats import Clutter, NoiseFloor, line_log10_chance
 from diagnostics.vibration import analyze_waveform
 from drivers.sim.vibration import SKF_6205 as SIM_6205
 from drivers.sim.vibration import MachineVibration, Scenario
@@ -123,3 +124,57 @@ def test_configured_band_and_missing_speed() -> None:
     assert res2.bearing == {} and any("no speed" in n for n in res2.notes)
     with pytest.raises(ValueError, match="envelope_band_hz"):
         analyze_waveform(x, FS, speed_hz=SHAFT_HZ, bearing=SIM_6205, envelope_band_hz=(7000.0, 8000.0))
+
+
+def test_noise_floor_of_rayleigh_bins_is_its_median() -> None:
+    rng = np.random.default_rng(7)
+    sigma = 2.0
+    amp = np.abs(rng.normal(0, sigma, 40_000) + 1j * rng.normal(0, sigma, 40_000))
+    floor = NoiseFloor.of(amp, df=0.5)
+    # Median of a Rayleigh(σ) variable: σ·√(2 ln 2).
+    assert floor.at(5_000.0, 2_000.0) == pytest.approx(sigma * np.sqrt(2 * np.log(2)), rel=0.03)
+    clutter = Clutter.of(amp, floor)
+    # Survival of r × median for Rayleigh bins: 2^(−r²).
+    assert clutter.survival(2.0) == pytest.approx(2.0**-4, rel=0.1)
+    assert line_log10_chance(3.0, None) == pytest.approx(-9 * np.log10(2))
+    assert line_log10_chance(3.0, clutter) >= line_log10_chance(3.0, None)
+
+
+def test_slip_consistency_window() -> None:
+    # Outer race matched exactly at kinematic: the inner race can only be at or above its kinematic
+    # frequency (cage slip lowers BPFO and raises BPFI), up to +2 % slip × BPFO/BPFI.
+    lo, hi = consistent_ratio_range(1.0, -1.0, 3.5848 / 5.4152, 0.02, 0.0)
+    assert lo == pytest.approx(1.0)
+    assert hi == pytest.approx((1 + 0.02 * 3.5848 / 5.4152) / 0.98)
+    lo2, hi2 = consistent_ratio_range(1.0, -1.0, None, 0.02, 0.001)
+    assert lo2 < 1.0 < hi2
+
+
+def test_explain_lines_removes_harmonics_and_sidebands_only() -> None:
+    df = 0.25
+    amp = np.ones(4001)
+    explain_lines(amp, df, 100.0, 30.0, ((12.0, 1),))
+    for f in (100.0, 200.0, 130.0, 70.0, 112.0, 88.0, 280.0):
+        assert amp[round(f / df)] == 0.0
+    for f in (45.0, 115.0, 165.0, 255.0):  # not k·100 ± m·30 (|m| ≤ 6) nor k·100 ± 12
+        assert amp[round(f / df)] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_no_false_alarm_on_noise_with_shaft_lines(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    t = np.arange(N) / FS
+    x = rng.normal(0, 1.0, N) + 0.3 * np.sin(2 * np.pi * SHAFT_HZ * t) + 0.1 * np.sin(2 * np.pi * 2 * SHAFT_HZ * t)
+    res = analyze_waveform(x, FS, speed_hz=SHAFT_HZ, bearing=SIM_6205)
+    assert not [d for d in res.diagnosis if d.startswith("bearing_")]
+
+
+def test_more_tests_need_more_evidence() -> None:
+    sim, x = _sim(Scenario.OUTER_RACE, seed=9, noise_g=0.05)
+    ses = squared_envelope_spectrum(x, FS, (2400.0, 3600.0))
+    fams = [DefectFamily("outer_race", sim.defect_frequencies().bpfo_hz, slip_sensitivity=-1.0)]
+    one = detect_bearing_defects(ses, SHAFT_HZ, fams)["outer_race"]
+    many = detect_bearing_defects(ses, SHAFT_HZ, fams, extra_tests=10 ** int(one.score))["outer_race"]
+    assert one.detected and not many.detected
+    with pytest.raises(ValueError, match="extra_tests"):
+        detect_bearing_defects(ses, SHAFT_HZ, fams, extra_tests=0)

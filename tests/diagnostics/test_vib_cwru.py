@@ -96,3 +96,20 @@ def test_cwru_16k_captures_like_the_agent_takes() -> None:
     assert all(right["normal"]), "bearing fault reported on a normal capture"
     assert sum(right["inner"]) / len(right["inner"]) >= 0.9
     assert sum(right["outer"]) / len(right["outer"]) >= 0.9
+
+
+def test_cwru_with_nominal_speed_only() -> None:
+    """Same verdicts when only the nameplate speed is known (running speed estimated from the spectrum)."""
+    truth = {"normal": [], "inner": ["bearing_inner_race"], "outer": ["bearing_outer_race"]}
+    bearing = bearing_by_name("SKF-6205")
+    for rec in _records():
+        if rec["fault_location"] not in truth:
+            continue
+        x = np.load(DATA / rec["file"])
+        res = analyze_waveform(
+            x, float(rec["sampling_rate_hz"]), nominal_speed_hz=rec["nominal_rpm"] / 60.0, bearing=bearing
+        )
+        assert res.running_speed is not None
+        assert res.running_speed.hz == pytest.approx(rec["rpm"] / 60.0, rel=0.005)
+        got = [d for d in res.diagnosis if d.startswith("bearing_")]
+        assert got == truth[rec["fault_location"]], rec["file"]

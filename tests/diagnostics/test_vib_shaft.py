@@ -119,3 +119,32 @@ def test_baseline_learns_then_reports_deviation() -> None:
     assert not base.learned and base.count == 0
     with pytest.raises(ValueError, match="n_captures"):
         Baseline(1)
+
+
+def test_baseline_of_analysis_results_flags_a_growing_bearing_fault() -> None:
+    from diagnostics.vibration import baseline_features
+
+    healthy = MachineVibration(FS, SHAFT_HZ, scenario=Scenario.HEALTHY, seed=3, noise_g=0.05)
+    base = Baseline(n_captures=5)
+    for i in range(5):
+        res = analyze_waveform(healthy.capture(float(i), 16_384), FS, speed_hz=SHAFT_HZ)
+        assert base.update(baseline_features(res)) is None
+    faulty = MachineVibration(FS, SHAFT_HZ, scenario=Scenario.OUTER_RACE, seed=3, noise_g=0.05, ramp_s=1.0)
+    res = analyze_waveform(faulty.capture(10.0, 16_384), FS, speed_hz=SHAFT_HZ)
+    dev = base.update(baseline_features(res))
+    assert dev is not None
+    # The impacts ring the 3 kHz resonance: the band holding it rises far above its baseline.
+    band = next(k for k in dev if k.startswith("band_rms_2400_3200"))
+    assert dev[band].ratio > 5 and dev[band].z > 10
+    assert dev["kurtosis"].value > 3 * dev["kurtosis"].mean
+    assert len(res.band_rms) == 8
+    with pytest.raises(ValueError, match="n_energy_bands"):
+        analyze_waveform(np.zeros(1024) + 1.0, FS, n_energy_bands=0)
+
+
+def test_speed_falls_back_to_nominal_when_no_line_stands_out() -> None:
+    noise = np.random.default_rng(5).normal(0, 0.1, N)
+    res = analyze_waveform(noise, FS, nominal_speed_hz=SHAFT_HZ)
+    assert res.running_speed is not None
+    assert res.running_speed.source == "nominal" and res.running_speed.hz == SHAFT_HZ
+    assert any("nominal speed used" in n for n in res.notes)

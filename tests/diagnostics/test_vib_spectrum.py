@@ -150,3 +150,18 @@ def test_time_features_of_sine_square_and_noise() -> None:
     assert exp.skewness == pytest.approx(2.0, abs=0.1)  # skewness of an exponential is 2
     flat = time_features(np.ones(10))
     assert flat.rms == 0.0 and flat.crest_factor == 0.0
+
+
+def test_iso_band_follows_machine_speed() -> None:
+    from diagnostics.velocity import iso_velocity_band
+    from diagnostics.vibration import analyze_waveform
+
+    assert iso_velocity_band(None) == (10.0, 1000.0)
+    assert iso_velocity_band(25.0) == (10.0, 1000.0)
+    assert iso_velocity_band(10.0) == (2.0, 1000.0)  # 600 r/min and below: 2–1000 Hz
+    x = sine(5.0, 0.05, n=8 * N)  # a 300 r/min machine's 1X: outside 10–1000 Hz, inside 2–1000 Hz
+    slow = analyze_waveform(x, FS, speed_hz=5.0)
+    expected = 0.05 * STANDARD_GRAVITY_M_S2 / (2 * math.pi * 5.0) / math.sqrt(2) * 1000
+    assert slow.velocity_band_hz == (2.0, 1000.0)
+    assert slow.velocity_rms_mm_s == pytest.approx(expected, rel=0.02)
+    assert analyze_waveform(x, FS, speed_hz=25.0).velocity_rms_mm_s < 0.05 * expected

@@ -79,3 +79,19 @@ def test_demo_runs_bounded_and_shows_what_reaches_the_broker(tmp_path: Path) -> 
     assert "telemetry" in last and "summary" in last and "status" in last
     assert "speed=" in last
     assert (tmp_path / "var/demo/outbox.sqlite").exists()
+
+
+def test_opcua_cert_writes_a_pair_with_the_drivers_application_uri(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from drivers.opcua.spec import OpcUaDeviceSpec
+
+    cert, key = tmp_path / "c.der", tmp_path / "k.pem"
+    assert main(["opcua-cert", str(cert), str(key), "--hostname", "gw-7"]) == 0
+    parsed = x509.load_der_x509_certificate(cert.read_bytes())
+    san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    uri = OpcUaDeviceSpec.__dataclass_fields__["application_uri"].default
+    assert uri in san.get_values_for_type(x509.UniformResourceIdentifier)
+    assert "gw-7" in san.get_values_for_type(x509.DNSName)
+    assert key.stat().st_mode & 0o077 == 0
+    assert main(["opcua-cert", str(cert), str(key)]) == 2  # refuses to overwrite without --force

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -19,18 +20,20 @@ def test_aligned_start_is_next_multiple() -> None:
 
 async def test_due_times_lie_on_the_grid_without_drift() -> None:
     dues: list[float] = []
+    enough = asyncio.Event()
 
     async def cycle(due: float) -> None:
         dues.append(due)
+        if len(dues) >= 12:
+            enough.set()
         await asyncio.sleep(0.005)  # work inside the cycle must not shift the grid
 
     task = asyncio.create_task(run_periodic(0.05, cycle, name="t"))
-    while len(dues) < 12:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(enough.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    steps = [b - a for a, b in zip(dues, dues[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(dues)]
     # Nominal due times are exact multiples of the period: no accumulated error at all.
     # (epoch seconds carry ~2e-7 s of float resolution, hence abs=1e-6). On a loaded machine a tick may be
     # skipped, so each step is a whole number of periods.
@@ -45,6 +48,7 @@ async def test_overrun_skips_ticks_and_never_overlaps() -> None:
     max_running = 0
     dues: list[float] = []
     stats = CadenceStats()
+    enough = asyncio.Event()
 
     async def slow_cycle(due: float) -> None:
         nonlocal running, max_running
@@ -53,31 +57,34 @@ async def test_overrun_skips_ticks_and_never_overlaps() -> None:
         dues.append(due)
         await asyncio.sleep(0.12)  # longer than two periods
         running -= 1
+        if len(dues) >= 4:
+            enough.set()
 
     task = asyncio.create_task(run_periodic(0.05, slow_cycle, name="slow", stats=stats, align=False))
-    while len(dues) < 4:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(enough.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert max_running == 1
     assert stats.skipped >= 2 * (stats.cycles)  # each 0.12 s cycle swallows at least two 0.05 s ticks
-    gaps = [b - a for a, b in zip(dues, dues[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(dues)]
     assert all(g >= 0.15 - 1e-6 for g in gaps)
 
 
 async def test_a_failing_cycle_does_not_stop_the_cadence() -> None:
     calls = 0
+    enough = asyncio.Event()
 
     async def flaky(due: float) -> None:
         nonlocal calls
         calls += 1
+        if calls >= 5:
+            enough.set()
         if calls % 2:
             raise RuntimeError("device exploded")
 
     task = asyncio.create_task(run_periodic(0.02, flaky, name="flaky", align=False))
-    while calls < 5:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(enough.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

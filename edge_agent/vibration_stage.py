@@ -16,7 +16,7 @@ from typing import Any
 
 from diagnostics.baseline import Baseline
 from diagnostics.bearing_geometry import BearingGeometry, DefectOrders, bearing_by_name
-from diagnostics.vibration import VibrationResult, analyze_waveform
+from diagnostics.vibration import VibrationResult, analyze_waveform, baseline_features
 from drivers.base import Waveform
 from edge_agent.config import AgentConfig, Bearing
 from edge_agent.records import Priority
@@ -28,8 +28,6 @@ SpeedLookup = Callable[[str], float | None]
 ResultListener = Callable[[str, str, VibrationResult], None]
 
 DEFAULT_BASELINE_CAPTURES = 10
-#: Features whose deviation from the learnt baseline is reported with every result.
-BASELINE_FEATURES = ("velocity_rms_mm_s", "rms", "kurtosis", "crest_factor")
 
 
 @dataclass(slots=True)
@@ -111,7 +109,8 @@ class VibrationStage:
             rpm = self._speed_rpm(settings.speed_point)
             if rpm is not None and rpm > 0:
                 speed_hz = rpm / 60.0
-        units = "m/s2" if waveform.unit.replace("²", "2") in ("m/s2", "m/s^2") else "g"
+        unit = waveform.unit.replace("²", "2").strip()
+        units = "m/s2" if unit in ("m/s2", "m/s^2") else "mm/s" if unit == "mm/s" else "g"
         return await asyncio.to_thread(
             analyze_waveform, waveform.samples, waveform.sample_rate_hz, units=units,
             speed_hz=speed_hz, nominal_speed_hz=None if speed_hz else settings.nominal_speed_hz,
@@ -134,8 +133,7 @@ class VibrationStage:
         body: dict[str, Any] = {"asset": asset, "point": key, "capture_ts": int(waveform.ts * 1000)}
         body.update(result.to_dict())
         if settings is not None and settings.baseline is not None:
-            features = {name: float(body[name]) for name in BASELINE_FEATURES if body.get(name) is not None}
-            deviations = settings.baseline.update(features)
+            deviations = settings.baseline.update(baseline_features(result))
             body["baseline"] = ({"learned": True, "deviation": {k: d.to_dict() for k, d in deviations.items()}}
                                 if deviations is not None
                                 else {"learned": False, "captures": settings.baseline.count})

@@ -22,7 +22,7 @@ from typing import Any
 from drivers.base import CommsState, Driver, DriverError, Quality, Reading
 from edge_agent import __version__
 from edge_agent.alarm_stage import AlarmStage
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, Device
 from edge_agent.driver_factory import create_driver, device_units
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
@@ -32,12 +32,15 @@ from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
 from edge_agent.scheduler import CadenceStats, run_periodic
 from edge_agent.summaries import SummaryAggregator
+from edge_agent.telemetry import telemetry_body as raw_telemetry_body
 from edge_agent.vibration_stage import VibrationStage
 
 log = logging.getLogger(__name__)
 
 STATUS_CHECK_INTERVAL_S = 5.0
 ALARM_TICK_INTERVAL_S = 1.0
+#: Bound of each subscribed device's queue of pushed reading batches.
+PUSHED_QUEUE_BATCHES = 1000
 
 
 @dataclass(slots=True)
@@ -51,6 +54,10 @@ class DeviceRunner:
     connected_once: bool = False
     last_state: CommsState | None = None
     task: asyncio.Task[None] | None = None
+    subscribed: bool = False
+    pushed: asyncio.Queue[Sequence[Reading]] | None = None
+    pushed_task: asyncio.Task[None] | None = None
+    pushed_dropped: int = 0
 
 
 def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
@@ -64,15 +71,18 @@ def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
     return groups
 
 
+def has_subscriptions(device: Device) -> bool:
+    """True when ``device`` has points the device pushes (OPC UA ``mode: subscribe``)."""
+    return any(getattr(p, "mode", "poll") == "subscribe" for p in device.points)
+
+
 def telemetry_body(device: str, cycle_s: float, readings: Sequence[Reading]) -> dict[str, object]:
-    """One poll cycle's raw values: ``values`` by point, ``quality`` only for points that are not good."""
-    values: dict[str, object] = {}
-    quality: dict[str, str] = {}
-    for r in readings:
-        values[r.point] = r.value
-        if r.quality is not Quality.GOOD:
-            quality[r.point] = r.quality.value
-    return {"device": device, "cycle": int(cycle_s * 1000), "values": values, "quality": quality}
+    """One poll cycle's raw values: ``values`` by point, ``quality`` only for points that are not good.
+
+    The agent itself builds raw telemetry payloads with :class:`edge_agent.telemetry.RawTelemetry` (same
+    fields, encoded once); this dict form is for callers that want the body as data.
+    """
+    return raw_telemetry_body(device, cycle_s, readings)
 
 
 class Agent:
@@ -99,7 +109,8 @@ class Agent:
         self.vibration = VibrationStage(cfg, self.emit, self._latest_number)
         self.alarms = AlarmStage(cfg, units, self.emit, self.data_dir)
         self.devices: dict[str, DeviceRunner] = {
-            d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
+            d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw),
+                                 subscribed=has_subscriptions(d))
             for d in cfg.devices
         }
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,10 +173,14 @@ class Agent:
                 runner.connected_once = True  # from here on read() owns reconnection and backoff
         result = await driver.read()
         if result.readings:
-            self.pipeline.on_readings(name, result.readings)
-            if runner.publish_raw:
-                await self.emit(f"telemetry/{name}", telemetry_body(name, due_s, result.readings),
-                                Priority.TELEMETRY)
+            frame = self.pipeline.on_readings(name, result.readings)
+            if runner.publish_raw and self.outbox is not None:
+                # one message per cycle, built once; QoS and report-by-exception from the device's config
+                raw = self.pipeline.raw_telemetry(self.cfg.device(name), self.cfg.agent.id)
+                payload = raw.payload(frame, due_s) if raw is not None else None
+                if raw is not None and payload is not None:
+                    await self.outbox.put(f"{self.prefix}/telemetry/{name}", payload, Priority.TELEMETRY,
+                                          qos=raw.qos)
             await self.alarms.on_readings(name, result.readings)
         if result.waveforms:
             await self.pipeline.on_waveforms(name, result.waveforms)
@@ -212,14 +227,45 @@ class Agent:
         runner.task = asyncio.create_task(
             run_periodic(runner.poll_interval_s, self._poller(name, runner), name=f"poll {name}",
                          stats=runner.cadence), name=f"poll:{name}")
+        if runner.driver.supports_subscribe and runner.subscribed:
+            runner.pushed = asyncio.Queue(maxsize=PUSHED_QUEUE_BATCHES)
+            runner.pushed_task = asyncio.create_task(self._consume_pushed(name, runner), name=f"pushed:{name}")
+
+    async def _subscribe_device(self, name: str, runner: DeviceRunner) -> None:
+        """Start the device's subscriptions (OPC UA monitored items); pushed batches go through a bounded
+        queue (overflow policy: drop the newest batch and count it) to the same pipeline as polls."""
+        def sink(readings: Sequence[Reading]) -> None:
+            queue = runner.pushed
+            if queue is None:
+                return
+            try:
+                queue.put_nowait(list(readings))
+            except asyncio.QueueFull:
+                runner.pushed_dropped += 1
+                if runner.pushed_dropped in (1, 10, 100) or runner.pushed_dropped % 1000 == 0:
+                    log.warning("%s: pushed readings arrive faster than they are processed; dropped %d batch(es)",
+                                name, runner.pushed_dropped)
+
+        await runner.driver.subscribe(sink)
+
+    async def _consume_pushed(self, name: str, runner: DeviceRunner) -> None:
+        assert runner.pushed is not None
+        while True:
+            readings = await runner.pushed.get()
+            try:
+                self.pipeline.on_readings(name, readings)
+                await self.alarms.on_readings(name, readings)
+            except Exception:
+                log.exception("%s: pushed readings could not be processed", name)
 
     async def _stop_device(self, name: str) -> None:
         runner = self.devices[name]
-        if runner.task is not None:
-            runner.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner.task
-            runner.task = None
+        for task in (runner.task, runner.pushed_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        runner.task = runner.pushed_task = None
         with contextlib.suppress(Exception):
             await runner.driver.close()
 
@@ -250,8 +296,11 @@ class Agent:
         self.units = units
         for name in added:
             d = new_devices[name]
-            self.devices[name] = DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw))
+            self.devices[name] = DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw),
+                                              subscribed=has_subscriptions(d))
             self._start_device(name, self.devices[name])
+            if self.devices[name].subscribed:
+                await self._subscribe_device(name, self.devices[name])
             restarted.append(f"device {name}")
         for name in changed:
             if name not in new_devices:
@@ -304,6 +353,8 @@ class Agent:
         self.pipeline.summaries.reset_start(time.time())
         for name, runner in self.devices.items():
             self._start_device(name, runner)
+            if runner.subscribed:
+                await self._subscribe_device(name, runner)
         self._summary_task = asyncio.create_task(
             run_periodic(self.cfg.summaries.interval, self._summary_cycle, name="summaries"), name="summaries")
         self._spawn(run_periodic(STATUS_CHECK_INTERVAL_S, self._status_cycle, name="status", align=False),

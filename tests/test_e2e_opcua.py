@@ -1,0 +1,73 @@
+"""OPC UA through the whole agent: subscribed and polled nodes of the simulator, a waveform array analysed
+on the gateway, summaries and vibration results at a real broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drivers.sim.opcua_server import OpcUaSimServer
+from drivers.sim.plant import Plant
+from drivers.sim.vibration import MachineVibration
+from edge_agent.agent import Agent
+from edge_agent.config import load_config_data
+
+try:
+    from tests.mqtt_support import Mosquitto, MqttCollector
+except ImportError:
+    from mqtt_support import Mosquitto, MqttCollector  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.integration
+PREFIX = "edge/test-site/gw-ua"
+
+
+async def test_subscriptions_polls_and_waveforms_reach_the_broker(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    vibration = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=3, ramp_s=1.0)
+    server = OpcUaSimServer(Plant(seed=3), port=0, vibration=vibration, update_interval_s=0.2,
+                            waveform_samples=16384, waveform_interval_s=0.5)
+    await server.start()
+    cfg = load_config_data({
+        "agent": {"id": "gw-ua", "site": "test-site", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": mosquitto.url},
+        "devices": [{
+            "name": "pump", "protocol": "opcua", "endpoint": server.endpoint, "poll_interval": "500ms",
+            "points": [
+                {"name": "speed", "node": "ns=2;s=Motor.Speed", "mode": "subscribe", "sampling_interval": "100ms",
+                 "unit": "rpm"},
+                {"name": "bearing_temp", "node": "ns=2;s=Motor.BearingTemperature", "unit": "degC"},
+                {"name": "vib_de", "node": "ns=2;s=Pump.VibrationDE", "kind": "waveform",
+                 "sample_rate_node": "ns=2;s=Pump.VibrationDE.SampleRate", "unit": "g"},
+            ],
+        }],
+        "assets": [{"name": "pump-1", "points": ["pump/speed", "pump/bearing_temp", "pump/vib_de"],
+                    "machine": {"group": 2, "foundation": "rigid", "speed_point": "pump/speed"},
+                    "bearings": [{"point": "pump/vib_de", "model": "SKF-6205"}]}],
+        "summaries": {"interval": "1s"},
+    }, "opcua-test")
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/#").start()
+    agent = Agent(cfg)
+    try:
+        await agent.start()
+
+        def done(msgs: list[tuple[str, bytes]]) -> bool:
+            summaries = [json.loads(p) for t, p in msgs if t == f"{PREFIX}/summary/pump-1"]
+            vib = [t for t, _ in msgs if t.startswith(f"{PREFIX}/vibration/pump-1/")]
+            return bool(vib) and any(s["points"]["pump/speed"]["good"] >= 3
+                                     and s["points"]["pump/bearing_temp"]["good"] >= 1 for s in summaries)
+
+        msgs = await collector.wait_until(done, 60)
+    finally:
+        await agent.stop()
+        collector.close()
+        await server.stop()
+    summary = next(json.loads(p) for t, p in msgs if t == f"{PREFIX}/summary/pump-1"
+                   and json.loads(p)["points"]["pump/speed"]["good"] >= 3)
+    speed = summary["points"]["pump/speed"]
+    assert 1300 < speed["mean"] < 1600 and speed["unit"] == "rpm"
+    result = json.loads(next(p for t, p in msgs if t.startswith(f"{PREFIX}/vibration/pump-1/")))
+    assert result["point"] == "pump/vib_de" and result["fs_hz"] == pytest.approx(12800.0)
+    assert result["iso_zone"] in "ABCD" and result["velocity_rms_mm_s"] > 0
+    assert result["running_speed_source"] == "given"
+    assert "bearing_outer_race" in result["diagnosis"], result["diagnosis"]

@@ -147,8 +147,8 @@ class AgentCommands:
             raise CommandError("'alarm_id' is required (see the status command's alarms)")
         try:
             return {"acknowledged": await self.agent.alarms.acknowledge(alarm_id, str(args.get("by", "remote")))}
-        except KeyError as exc:
-            raise CommandError(str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise CommandError(str(exc).strip("'\"")) from None
 
     async def shelve(self, args: dict[str, Any]) -> dict[str, Any]:
         """Shelve the alarm ``alarm_id`` for ``duration_s`` seconds (at most 7 days)."""
@@ -159,8 +159,8 @@ class AgentCommands:
         try:
             return {"shelved": await self.agent.alarms.shelve(alarm_id, float(duration),
                                                               str(args.get("by", "remote")))}
-        except KeyError as exc:
-            raise CommandError(str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise CommandError(str(exc).strip("'\"")) from None
 
     async def recent_logs(self, args: dict[str, Any]) -> dict[str, Any]:
         """The last ``lines`` log lines (default 100), secrets redacted."""

@@ -57,9 +57,17 @@ def sandbox_script(python: str) -> str:
             mount -t tmpfs -o mode=755 tmpfs {hidden}
             mkdir -p {base} && mount --bind /tmp/base {base}
         """)
+    keep_repo_before = keep_repo_after = ""
+    if REPO.is_relative_to("/tmp"):
+        # A checkout under /tmp (CI clones land there) would vanish under the private /tmp: keep it visible.
+        keep_repo_before = "mkdir -p /run/keep-tmp && mount --bind /tmp /run/keep-tmp"
+        keep_repo_after = (f"mkdir -p {REPO} && mount --bind /run/keep-tmp/{REPO.relative_to('/tmp')} {REPO}"
+                           f" && mount -o remount,bind,ro {REPO}")
     return textwrap.dedent(f"""
         set -euo pipefail
+        {keep_repo_before}
         mount -t tmpfs -o mode=1777 tmpfs /tmp
+        {keep_repo_after}
         {overlay}
         mkdir -m 0750 /tmp/state && chown {NOBODY}:{NOBODY} /tmp/state
         mount -o remount,bind,ro /

@@ -1,9 +1,12 @@
 """Readings and vibration results in, alert records out: the agent's side of ``diagnostics.alarms``.
 
-Every configured limit rule becomes a :class:`~diagnostics.alarms.LimitAlarm`; every waveform point of an
-asset with a machine description gets an ISO 20816 zone alarm and one alarm per fault indicator
-(unbalance, misalignment, looseness, bearing defects), raised after the indicator is detected in
-``FAULT_CONSECUTIVE_CAPTURES`` consecutive captures. A device whose link goes down raises one
+Every configured rule becomes a state machine (:mod:`edge_agent.rule_builder`): limits, rate of change,
+deviation from a reference point or baseline, stale data, bad quality, trend predictions, each optionally
+gated by a ``when:`` interlock. Every waveform point of an asset with a machine description gets an ISO
+20816 zone alarm and one alarm per fault indicator (unbalance, misalignment, looseness, bearing defects),
+raised after the indicator is detected in ``FAULT_CONSECUTIVE_CAPTURES`` consecutive captures (``iso_zone``
+and ``fault`` rules override severities, delays and counts). Assets with ``maintenance:`` count run hours,
+starts and time per ISO zone and raise ``maintenance_due``. A device whose link goes down raises one
 ``device_down`` alarm through the storm guard instead of one alarm per point.
 
 Alarm state is saved to ``alarms.json`` in the data dir after every batch of events, *after* the events
@@ -28,8 +31,8 @@ from diagnostics.alarms import (
     FaultAlarm,
     FaultRule,
     LimitAlarm,
-    LimitRule,
     RuleAlarm,
+    StaleAlarm,
     StormGuard,
     ZoneAlarm,
     ZoneRule,
@@ -37,34 +40,15 @@ from diagnostics.alarms import (
 from diagnostics.iso20816 import iso20816_3_limits
 from diagnostics.vibration import VibrationResult
 from drivers.base import Quality, Reading
-from edge_agent.config import AgentConfig, ThresholdRule
+from edge_agent.config import AgentConfig
 from edge_agent.records import Priority
+from edge_agent.rule_builder import build_counters, build_rules
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, object], Priority], Awaitable[None]]
 FAULT_CONSECUTIVE_CAPTURES = 2
 STATE_FILE = "alarms.json"
-
-
-def limit_rule(rule: ThresholdRule, unit: str) -> LimitRule:
-    """The diagnostics' limit rule for a configured threshold rule."""
-    return LimitRule(
-        rule_id=rule.name or f"{rule.point}:limit",
-        point=rule.point,
-        unit=unit,
-        high=rule.high,
-        high_high=rule.high_high,
-        low=rule.low,
-        low_low=rule.low_low,
-        deadband=rule.deadband,
-        on_delay_s=rule.on_delay,
-        off_delay_s=rule.off_delay,
-        severity_high=rule.severity.high,
-        severity_high_high=rule.severity.high_high,
-        severity_low=rule.severity.low,
-        severity_low_low=rule.severity.low_low,
-    )
 
 
 def write_json_atomically(path: Path, data: object) -> None:
@@ -92,11 +76,15 @@ class AlarmStage:
         for asset in cfg.assets:
             for key in asset.points:
                 self._asset_of.setdefault(key, asset.name)
-        self.limit_alarms: dict[str, list[LimitAlarm]] = {}
-        for rule in cfg.rules:
-            if isinstance(rule, ThresholdRule):
-                alarm = LimitAlarm(limit_rule(rule, units.get(rule.point, "")))
-                self.limit_alarms.setdefault(rule.point, []).append(alarm)
+        self.rules = build_rules(cfg, units)
+        self.counters = build_counters(cfg)
+        self._counter_sources: dict[str, list[str]] = {}
+        for asset_name, (_c, source, _kind) in self.counters.items():
+            self._counter_sources.setdefault(source, []).append(asset_name)
+        self._latest: dict[str, float | bool | str | None] = {}
+        # Points whose latest value an interlock reads, though no rule watches them.
+        self._interlock_inputs = {ref for _i, scope, _r in self.rules.interlocks for ref in scope.values()} | {
+            name for interlock, _s, _r in self.rules.interlocks for name in interlock.names if "/" in name}
         self.zone_alarms: dict[str, ZoneAlarm] = {}
         self.fault_alarms: dict[str, dict[str, FaultAlarm]] = {}
         for asset in cfg.assets:
@@ -106,19 +94,33 @@ class AlarmStage:
             waveform_points = [f"{d.name}/{p.name}" for d in cfg.devices for p in d.points
                                if getattr(p, "kind", "value") == "waveform"]
             for key in (k for k in waveform_points if k in asset.points):
+                zone = self.rules.zone_overrides.get(key)
                 self.zone_alarms[key] = ZoneAlarm(ZoneRule(
-                    rule_id=f"{key}:iso_zone", point=key,
-                    boundaries_mm_s=(limits.ab_mm_s, limits.bc_mm_s, limits.cd_mm_s)))
+                    rule_id=(zone.name if zone is not None and zone.name else f"{key}:iso_zone"), point=key,
+                    boundaries_mm_s=(limits.ab_mm_s, limits.bc_mm_s, limits.cd_mm_s),
+                    severity_c=zone.severity.zone_c if zone else "warning",
+                    severity_d=zone.severity.zone_d if zone else "critical",
+                    on_delay_s=zone.on_delay if zone else 0.0, off_delay_s=zone.off_delay if zone else 0.0))
                 self.fault_alarms[key] = {}
-        self.storm = StormGuard()
+        storm = cfg.alarms.storm
+        self.storm = StormGuard(summary_after_s=storm.summary_after, release_after_s=storm.release_after)
         self.events_emitted = 0
         self._load()
 
     # ----------------------------------------------------------------- lookup
+    @property
+    def limit_alarms(self) -> dict[str, list[LimitAlarm]]:
+        """The limit alarms by point."""
+        out: dict[str, list[LimitAlarm]] = {}
+        for point, alarms in self.rules.by_point.items():
+            limits = [a for a in alarms if isinstance(a, LimitAlarm)]
+            if limits:
+                out[point] = limits
+        return out
+
     def all_alarms(self) -> Iterable[RuleAlarm]:
         """Every alarm instance."""
-        for alarms in self.limit_alarms.values():
-            yield from alarms
+        yield from self.rules.all()
         yield from self.zone_alarms.values()
         for faults in self.fault_alarms.values():
             yield from faults.values()
@@ -141,18 +143,44 @@ class AlarmStage:
 
     # ----------------------------------------------------------------- inputs
     async def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
-        """Feed one device's readings to the limit alarms of their points."""
-        if not self.limit_alarms:
+        """Feed one device's readings to the rules, references, interlocks and counters of their points."""
+        rules = self.rules
+        if not (rules.by_point or rules.references or self._counter_sources or self._interlock_inputs):
             return
         events: list[AlarmEvent] = []
+        latest = self._latest
         for r in readings:
-            alarms = self.limit_alarms.get(f"{device}/{r.point}")
-            if not alarms:
+            key = f"{device}/{r.point}"
+            alarms = rules.by_point.get(key)
+            references = rules.references.get(key)
+            counted = self._counter_sources.get(key)
+            good = r.quality is Quality.GOOD
+            raw = r.value
+            if key in self._interlock_inputs:
+                latest[key] = raw if good else None
+            if not (alarms or references or counted):
                 continue
-            value = r.value if isinstance(r.value, (int, float)) and not isinstance(r.value, bool) else None
+            value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+            latest[key] = raw if good else None
             ts = r.source_ts or r.receive_ts
-            for alarm in alarms:
-                events.extend(alarm.update(ts, value, r.quality.value))
+            for alarm in alarms or ():
+                # Staleness is judged on the agent's clock, so a device clock that drifts cannot fake it.
+                t = r.receive_ts if isinstance(alarm, StaleAlarm) else ts
+                events.extend(alarm.update(t, value, r.quality.value))
+            for dev in references or ():
+                dev.update_reference(ts, value, r.quality.value)
+            for asset in counted or ():
+                counters, _source, kind = self.counters[asset]
+                if kind == "running":
+                    events.extend(counters.update_running(ts, bool(raw) if good and raw is not None else None))
+                else:
+                    events.extend(counters.update_level(ts, value, r.quality.value))
+        if rules.interlocks:
+            now = time.time()
+            for interlock, scope, gated in rules.interlocks:
+                values = {name: latest.get(ref) for name, ref in scope.items()}
+                values.update({ref: latest.get(ref) for ref in interlock.names if "/" in ref})
+                events.extend(interlock.apply(now, values, gated))  # type: ignore[arg-type]
         await self._publish(events)
 
     async def on_vibration(self, asset: str, key: str, result: VibrationResult, ts_s: float) -> None:
@@ -161,6 +189,14 @@ class AlarmStage:
         zone = self.zone_alarms.get(key)
         if zone is not None:
             events.extend(zone.update(ts_s, result.velocity_rms_mm_s, Quality.GOOD.value))
+        if asset in self.counters:
+            self.counters[asset][0].update_zone(ts_s, result.iso_zone)
+        trends = self.rules.waveform_trends.get(key)
+        if trends:
+            body = result.to_dict()
+            for feature, trend in trends:
+                value = body.get("velocity_rms_mm_s" if feature == "velocity_rms" else feature)
+                events.extend(trend.update(ts_s, float(value) if isinstance(value, (int, float)) else None))
         faults = self.fault_alarms.get(key)
         if faults is not None:
             indicators: dict[str, tuple[bool, float, dict[str, object]]] = {}
@@ -171,10 +207,13 @@ class AlarmStage:
             for name, (detected, score, evidence) in indicators.items():
                 alarm = faults.get(name)
                 if alarm is None:
+                    override = self.rules.fault_overrides.get((key, name))
+                    consecutive = override.consecutive if override else FAULT_CONSECUTIVE_CAPTURES
+                    clear = (override.clear_consecutive or consecutive) if override else consecutive
                     alarm = faults[name] = FaultAlarm(FaultRule(
-                        rule_id=f"{key}:{name}", point=key, fault=name, threshold=0.5,
-                        consecutive=FAULT_CONSECUTIVE_CAPTURES, clear_threshold=0.5,
-                        clear_consecutive=FAULT_CONSECUTIVE_CAPTURES))
+                        rule_id=(override.name if override and override.name else f"{key}:{name}"), point=key,
+                        fault=name, threshold=0.5, consecutive=consecutive, clear_threshold=0.5,
+                        clear_consecutive=clear, severity=override.severity if override else "warning"))
                     self._restore_one(alarm)
                 events.extend(alarm.update_capture(ts_s, 1.0 if detected else 0.0,
                                                    {"score": score, "indicator": evidence}))
@@ -191,6 +230,8 @@ class AlarmStage:
         events: list[AlarmEvent] = []
         for alarm in self.all_alarms():
             events.extend(alarm.tick(now_s))
+        for counters, _source, _kind in self.counters.values():
+            events.extend(counters.tick(now_s))
         await self._publish(events)
         await self._publish(self.storm.tick(now_s), filtered=True)
 
@@ -213,6 +254,21 @@ class AlarmStage:
         self._save()
         return dataclasses.asdict(alarm.snapshot())
 
+    async def reset_maintenance(self, asset: str, service: str, by: str, note: str = "") -> dict[str, object]:
+        """Reset one service interval of ``asset`` (audited); its ``maintenance_due`` alert clears."""
+        entry = self.counters.get(asset)
+        if entry is None:
+            raise KeyError(f"asset {asset!r} has no maintenance counters (assets with them: "
+                           f"{', '.join(self.counters) or 'none'})")
+        counters = entry[0]
+        events = counters.reset_service(service, by, time.time(), note)
+        await self._publish(events)
+        return {"asset": asset, "service": service, "counters": counters.counters()}
+
+    def maintenance(self) -> dict[str, object]:
+        """Counter values of every asset with maintenance counters."""
+        return {asset: c.counters() for asset, (c, _s, _k) in self.counters.items()}
+
     # ----------------------------------------------------------------- output and state
     async def _publish(self, events: Sequence[AlarmEvent], filtered: bool = False) -> None:
         if not events:
@@ -228,7 +284,8 @@ class AlarmStage:
         self._save()
 
     def _state(self) -> dict[str, object]:
-        return {"alarms": {a.rule_id: a.to_dict() for a in self.all_alarms()}, "storm": self.storm.to_dict()}
+        return {"alarms": {a.rule_id: a.to_dict() for a in self.all_alarms()}, "storm": self.storm.to_dict(),
+                "counters": {asset: c.to_dict() for asset, (c, _s, _k) in self.counters.items()}}
 
     def _save(self) -> None:
         try:
@@ -256,6 +313,14 @@ class AlarmStage:
             self.storm.load_dict(data.get("storm", {}))
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("storm guard state not restored: %s", exc)
+        for asset, saved in dict(data.get("counters", {})).items():
+            entry = self.counters.get(asset)
+            if entry is None:
+                continue
+            try:
+                entry[0].load_dict(saved)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("maintenance counters of %s not restored: %s", asset, exc)
 
     def _restore_one(self, alarm: RuleAlarm) -> None:
         saved = self._saved.get(alarm.rule_id)

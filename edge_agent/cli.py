@@ -68,14 +68,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent until SIGINT/SIGTERM."""
     from edge_agent.config import load_config
     from edge_agent.errors import ConfigError
+    from edge_agent.logging_setup import register_secret, setup_logging
     from edge_agent.runtime import run_agent
 
     path = Path(args.config)
     try:
         cfg = load_config(path)
+        password = cfg.mqtt.read_password()
     except ConfigError as exc:
         _print_config_errors(exc.errors)
         return EXIT_CONFIG
+    if password:
+        register_secret(password)
+    # The config's service section sets the logging; command-line flags win.
+    service = cfg.service
+    setup_logging(level=args.log_level or service.log_level, fmt=args.log_format or service.log_format,
+                  component_levels=dict(service.component_levels))
     return asyncio.run(run_agent(cfg, path, duration_s=args.duration))
 
 
@@ -97,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command that parses here (analyze/remote/buffer parse their own)."""
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument("--log-level", default="info", help="debug | info | warning | error (default info)")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
+    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error", "critical"],
+                        help="log level (default: the config's service.log_level, else info)")
+    parser.add_argument("--log-format", default=None, choices=["text", "json"],
+                        help="log line format (default: the config's service.log_format, else text)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the agent")
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from edge_agent.logging_setup import setup_logging
 
-    setup_logging(level=args.log_level, fmt=args.log_format)
+    setup_logging(level=args.log_level or "info", fmt=args.log_format or "text")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_FAILURE

@@ -73,6 +73,7 @@ class AgentCommands:
             "ack": self.ack,
             "shelve": self.shelve,
             "logs": self.recent_logs,
+            "maintenance": self.maintenance,
         }
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +160,20 @@ class AgentCommands:
         try:
             return {"shelved": await self.agent.alarms.shelve(alarm_id, float(duration),
                                                               str(args.get("by", "remote")))}
+        except (KeyError, ValueError) as exc:
+            raise CommandError(str(exc).strip("'\"")) from None
+
+    async def maintenance(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Counters per asset; with ``reset`` (a service name) and ``asset``, reset that service interval."""
+        service = args.get("reset")
+        if service is None:
+            return {"counters": self.agent.alarms.maintenance()}
+        asset = args.get("asset")
+        if not isinstance(asset, str) or not isinstance(service, str):
+            raise CommandError("'asset' and 'reset' (the service interval's name) are required to reset")
+        try:
+            return {"reset": await self.agent.alarms.reset_maintenance(asset, service, str(args.get("by", "remote")),
+                                                                       str(args.get("note", "")))}
         except (KeyError, ValueError) as exc:
             raise CommandError(str(exc).strip("'\"")) from None
 

@@ -59,21 +59,6 @@ class SwappablePublisherTransport(PublisherTransport):
             await super().subscribe(topic_filter, handler)
 
 
-def remote_settings(cfg: AgentConfig, data_dir: Path) -> RemoteSettings:
-    """The remote service's settings from the config's ``remote`` section (defaults when absent)."""
-    remote: Any = getattr(cfg, "remote", None)
-    settings = RemoteSettings(replay_state_file=data_dir / "remote-replay.json")
-    if remote is None:
-        return settings
-    fields: dict[str, Any] = {"replay_state_file": data_dir / "remote-replay.json"}
-    for ours, theirs in (("require_signature", "require_signature"), ("public_key_file", "public_key_file"),
-                         ("confirm_window", "confirm_window_s"), ("command_rate", "command_rate_per_min")):
-        value = getattr(remote, ours, None)
-        if value is not None:
-            fields[theirs] = value
-    return RemoteSettings(**fields)
-
-
 class AgentService:
     """The agent with its service duties; ``await AgentService(...).run(stop)``."""
 
@@ -146,25 +131,24 @@ class AgentService:
         # Give the broker a moment so the remote state goes out with the birth message (not required).
         await agent.publisher.wait_connected(STARTUP_BROKER_WAIT_S)
         if self.config_path is not None:
-            remote_cfg: Any = getattr(self.cfg, "remote", None)
-            keep = int(getattr(remote_cfg, "keep_configs", 10) or 10)
-            applier = FileConfigApplier(self.config_path, ConfigHistory(data_dir, keep=keep),
+            remote_cfg = self.cfg.remote
+            applier = FileConfigApplier(self.config_path, ConfigHistory(data_dir, keep=remote_cfg.keep_configs),
                                         on_change=agent.reconfigure, text=self.text)
             self.transport = SwappablePublisherTransport(agent.publisher)
             agent.on_publisher_change.append(self.transport.swap)
-            if remote_cfg is None or getattr(remote_cfg, "enabled", True):
+            if remote_cfg.enabled:
                 commands = AgentCommands(agent, self.recent_logs).handlers()
                 self.remote = RemoteService(agent.prefix, self.cfg.agent.id, self.transport, applier, commands,
                                             AuditLog(data_dir / "audit.jsonl"),
-                                            remote_settings(self.cfg, data_dir), health=self._broker_health)
+                                            RemoteSettings.from_config(self.cfg.remote, data_dir),
+                                            health=self._broker_health)
                 await self.remote.start()
                 remote = self.remote
                 self.watch = ConfigFileWatch(self.config_path, applier.active_text,
                                          lambda text, source: remote.apply_local(text, source))
                 self._tasks.append(asyncio.create_task(self.watch.run(), name="config-watch"))
-        service_cfg: Any = getattr(self.cfg, "service", None)
-        health_cfg: Any = getattr(service_cfg, "health", None)
-        if health_cfg is not None and health_cfg.enabled:
+        health_cfg = self.cfg.service.health
+        if health_cfg.enabled:
             self._health_server = HealthServer(self.health.report, self.metrics, host=health_cfg.host,
                                                port=health_cfg.port)
             await self._health_server.start()

@@ -1,0 +1,202 @@
+"""Config rules in, ``diagnostics.alarms`` state machines out: one pure translation per rule kind.
+
+Rule ids are stable across restarts and config changes (the rule's ``name``, else ``point:kind``), because
+saved alarm state is matched to rules by id: a rule that keeps its id keeps its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from diagnostics.alarms import (
+    BadQualityAlarm,
+    BadQualityRule,
+    DeviationAlarm,
+    DeviationRule,
+    LimitAlarm,
+    LimitRule,
+    RateAlarm,
+    RateRule,
+    RuleAlarm,
+    StaleAlarm,
+    StaleRule,
+)
+from diagnostics.alarms.interlock import Interlock
+from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
+from diagnostics.counters import CounterConfig, MaintenanceCounters, ServiceInterval
+from edge_agent.config import AgentConfig
+from edge_agent.config import rules as cfg_rules
+from edge_agent.config.rules_common import RuleBase
+
+#: Trend buckets: the window is cut into this many buckets (one median value each) for the robust fit.
+TREND_BUCKETS = 200
+
+
+@dataclass(slots=True)
+class BuiltRules:
+    """Every alarm of one config, indexed the way the alarm stage feeds them."""
+
+    by_point: dict[str, list[RuleAlarm]] = field(default_factory=dict)
+    references: dict[str, list[DeviationAlarm]] = field(default_factory=dict)
+    waveform_trends: dict[str, list[tuple[str, PredictionAlarm]]] = field(default_factory=dict)
+    zone_overrides: dict[str, cfg_rules.IsoZoneRule] = field(default_factory=dict)
+    fault_overrides: dict[tuple[str, str], cfg_rules.FaultRule] = field(default_factory=dict)
+    interlocks: list[tuple[Interlock, dict[str, str], list[RuleAlarm]]] = field(default_factory=list)
+
+    def all(self) -> Iterator[RuleAlarm]:
+        """Every value-driven alarm (each once)."""
+        seen: set[int] = set()
+        for alarms in self.by_point.values():
+            for alarm in alarms:
+                if id(alarm) not in seen:
+                    seen.add(id(alarm))
+                    yield alarm
+        for trends in self.waveform_trends.values():
+            for _feature, alarm in trends:
+                if id(alarm) not in seen:
+                    seen.add(id(alarm))
+                    yield alarm
+
+
+def rule_id(rule: RuleBase, subject: str, kind: str) -> str:
+    """The stable id of a configured rule."""
+    return rule.name or f"{subject}:{kind}"
+
+
+def _point_rule_id(rule: RuleBase, point: str, kind: str) -> str:
+    """Id of a point-or-device rule's alarm on ``point``: the rule's name when it watches one point."""
+    if rule.name is None:
+        return f"{point}:{kind}"
+    return rule.name if getattr(rule, "point", None) else f"{rule.name}:{point}"
+
+
+def _points_of(cfg: AgentConfig, rule: RuleBase) -> list[str]:
+    point = getattr(rule, "point", None)
+    if point:
+        return [point]
+    device = getattr(rule, "device", None)
+    return [f"{d.name}/{p.name}" for d in cfg.devices if d.name == device for p in d.points
+            if getattr(p, "kind", "value") == "value"]
+
+
+def _asset_points(cfg: AgentConfig, point: str) -> list[str]:
+    for asset in cfg.assets:
+        if point in asset.points:
+            return list(asset.points)
+    return []
+
+
+def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
+    """Translate every rule of ``cfg``; ``units`` maps ``device/point`` to its unit."""
+    built = BuiltRules()
+    update_s = cfg.alarms.update_interval
+    kinds = {f"{d.name}/{p.name}": getattr(p, "kind", "value") for d in cfg.devices for p in d.points}
+    poll = {f"{d.name}/{p.name}": d.poll_interval for d in cfg.devices for p in d.points}
+
+    def add(point: str, alarm: RuleAlarm) -> None:
+        built.by_point.setdefault(point, []).append(alarm)
+
+    for rule in cfg.rules:
+        interval = getattr(rule, "min_update_interval", None)
+        min_update_s = update_s if interval is None else interval
+        made: list[RuleAlarm] = []
+        if isinstance(rule, cfg_rules.ThresholdRule):
+            alarm: RuleAlarm = LimitAlarm(LimitRule(
+                rule_id=rule_id(rule, rule.point, "limit"), point=rule.point, unit=units.get(rule.point, ""),
+                high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
+                deadband=rule.deadband, on_delay_s=rule.on_delay, off_delay_s=rule.off_delay,
+                min_update_interval_s=min_update_s,
+                severity_high=rule.severity.high, severity_high_high=rule.severity.high_high,
+                severity_low=rule.severity.low, severity_low_low=rule.severity.low_low))
+            add(rule.point, alarm)
+            made.append(alarm)
+        elif isinstance(rule, cfg_rules.RateRule):
+            alarm = RateAlarm(RateRule(
+                rule_id=rule_id(rule, rule.point, "rate"), point=rule.point, window_s=rule.window,
+                unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",
+                max_rise=rule.rise, max_fall=rule.fall, deadband=rule.deadband, min_samples=rule.min_samples,
+                on_delay_s=rule.on_delay, off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
+                severity=rule.severity))
+            add(rule.point, alarm)
+            made.append(alarm)
+        elif isinstance(rule, cfg_rules.DeviationRule):
+            dev = DeviationAlarm(DeviationRule(
+                rule_id=rule_id(rule, rule.point, "deviation"), point=rule.point, unit=units.get(rule.point, ""),
+                reference_point=rule.reference_point, baseline=rule.baseline, high=rule.high,
+                high_high=rule.high_high, low=rule.low, low_low=rule.low_low, deadband=rule.deadband,
+                max_reference_age_s=rule.max_reference_age, on_delay_s=rule.on_delay,
+                off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
+                severity_high=rule.severity.high, severity_high_high=rule.severity.high_high,
+                severity_low=rule.severity.low, severity_low_low=rule.severity.low_low))
+            add(rule.point, dev)
+            if rule.reference_point:
+                built.references.setdefault(rule.reference_point, []).append(dev)
+            made.append(dev)
+        elif isinstance(rule, cfg_rules.StaleRule):
+            for point in _points_of(cfg, rule):
+                alarm = StaleAlarm(StaleRule(
+                    rule_id=_point_rule_id(rule, point, "stale"), point=point,
+                    interval_s=poll.get(point, 1.0), missed_intervals=rule.intervals, severity=rule.severity))
+                add(point, alarm)
+        elif isinstance(rule, cfg_rules.BadQualityRule):
+            for point in _points_of(cfg, rule):
+                alarm = BadQualityAlarm(BadQualityRule(
+                    rule_id=_point_rule_id(rule, point, "bad_quality"), point=point,
+                    include_uncertain=rule.include_uncertain, on_delay_s=rule.on_delay,
+                    off_delay_s=rule.off_delay, severity=rule.severity))
+                add(point, alarm)
+        elif isinstance(rule, cfg_rules.TrendRule):
+            feature = rule.feature_of(kinds.get(rule.point, "value"))
+            unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
+            pred = PredictionAlarm(PredictionRule(
+                rule_id=rule_id(rule, rule.point, "trend"), point=rule.point, limit=rule.limit,
+                horizon_s=rule.horizon, window_s=rule.window, bucket_s=max(rule.window / TREND_BUCKETS, 1.0),
+                unit=unit, direction=rule.direction, min_buckets=rule.min_samples,
+                what=f"{rule.point} {feature.replace('_', ' ')}" if feature else None, severity=rule.severity))
+            if feature is None:
+                add(rule.point, pred)
+            else:
+                built.waveform_trends.setdefault(rule.point, []).append((feature, pred))
+        elif isinstance(rule, cfg_rules.IsoZoneRule):
+            for asset in cfg.assets:
+                targets = [rule.point] if rule.point else (
+                    [p for p in asset.points if kinds.get(p) == "waveform"] if asset.name == rule.asset else [])
+                for point in targets:
+                    built.zone_overrides[point] = rule
+        elif isinstance(rule, cfg_rules.FaultRule):
+            built.fault_overrides[(rule.point, rule.fault)] = rule
+        when = getattr(rule, "when", None)
+        if when and made:
+            subject = getattr(rule, "point", "") or ""
+            scope: dict[str, str] = {}
+            for ref in _asset_points(cfg, subject):
+                scope.setdefault(ref.split("/", 1)[1], ref)
+            built.interlocks.append((Interlock(when), scope, made))
+    return built
+
+
+def build_counters(cfg: AgentConfig) -> dict[str, tuple[MaintenanceCounters, str, str]]:
+    """Maintenance counters per asset: ``asset -> (counters, source point, source kind)``.
+
+    ``source kind`` is ``running`` (a boolean point) or ``level`` (speed or current above a threshold).
+    """
+    out: dict[str, tuple[MaintenanceCounters, str, str]] = {}
+    for asset in cfg.assets:
+        m = getattr(asset, "maintenance", None)
+        if m is None:
+            continue
+        services = [ServiceInterval(name=s.name, every_run_hours=s.every / 3600.0 if s.every else None,
+                                    every_starts=s.starts, severity=s.severity) for s in m.intervals]
+        if m.running_point is not None:
+            source, kind, threshold = m.running_point, "running", None
+        elif m.speed_point is not None:
+            source, kind, threshold = m.speed_point, "level", m.speed_threshold
+        else:
+            assert m.current_point is not None
+            source, kind, threshold = m.current_point, "level", m.current_threshold
+        counters = MaintenanceCounters(CounterConfig(asset=asset.name, running_threshold=threshold,
+                                                     hysteresis=m.hysteresis, max_gap_s=m.max_gap,
+                                                     services=services))
+        out[asset.name] = (counters, source, kind)
+    return out

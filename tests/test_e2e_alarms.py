@@ -60,3 +60,48 @@ async def test_limit_alert_raised_once_across_a_restart(mosquitto: Mosquitto, fr
         assert len(alerts(collector.snapshot())) == 1, "the restart re-raised an active alarm"
     finally:
         collector.close()
+
+
+async def test_overheating_bearing_gives_exactly_raise_then_escalation(mosquitto: Mosquitto,
+                                                                       tmp_path: Path) -> None:
+    """The simulator's bearing-overheat scenario on a manual clock: the alert sequence at the broker is
+    exactly raised (warning, high) then updated (critical, high-high), nothing else."""
+    from drivers.sim.plant import Plant
+
+    times = (0.0, 900.0, 2400.0)
+    model = Plant(seed=11, scenario="bearing_overheat")
+    temps = []
+    for t in times:
+        model.update(t)
+        temps.append(float(model.value("motor.bearing_temp_c")))
+    assert temps[0] < temps[1] < temps[2]
+    high = (temps[0] + temps[1]) / 2
+    high_high = (temps[1] + temps[2]) / 2
+    clock = [times[0]]
+    server = ModbusSimServer(Plant(seed=11, scenario="bearing_overheat"), port=0, update_interval_s=None,
+                             clock=lambda: clock[0])
+    await server.start()
+    base = agent_config(tmp_path / "data", mosquitto.url, server.port, summary_s=5.0)
+    data = base.model_dump(mode="json", exclude_none=True)
+    data["rules"] = [{"name": "bearing-temp", "point": "plc/bearing_temp", "high": round(high, 3),
+                      "high_high": round(high_high, 3), "deadband": 0.5}]
+    data["alarms"] = {"update_interval": 0}
+    cfg = load_config_data(data, "overheat-test")
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/alerts/#").start()
+    agent = Agent(cfg)
+    try:
+        await agent.start()
+        for t, expected in zip(times, (0, 1, 2), strict=True):
+            clock[0] = t
+            server.refresh()
+            seen = agent.pipeline.readings_good
+            await poll_until(lambda s=seen: agent.pipeline.readings_good >= s + 20, 30, f"readings at t={t}")
+            if expected:
+                await collector.wait_until(lambda m, n=expected: len(alerts(m)) >= n, 30)
+        await poll_until(lambda: agent.pipeline.readings_good >= seen + 40, 30, "more readings")
+    finally:
+        await agent.stop()
+        collector.close()
+        await server.stop()
+    events = [(e["state"], e["severity"], e["level"]) for e in alerts(collector.snapshot())]
+    assert events == [("raised", "warning", "high"), ("updated", "critical", "high_high")]

@@ -120,7 +120,8 @@ class CountingHandler:
 
 async def run_bare(endpoint: str, items: int, seconds: float, warmup_s: float) -> Measurement:
     """Subscribe with plain asyncua and a counting handler."""
-    client = Client(endpoint, timeout=30.0)
+    # a long keep-alive probe interval: 5000 handler tasks per publish keep the loop busy for a while
+    client = Client(endpoint, timeout=30.0, watchdog_intervall=30.0)
     await client.connect()
     try:
         handler = CountingHandler()

@@ -66,7 +66,7 @@ class DefectDetection:
     evidence: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready mapping."""
+        """JSON-ready mapping: detected, score, frequency_hz, expected_hz, harmonics, ratios, sidebands, evidence."""
         return {
             "detected": self.detected,
             "score": round(self.score, 3),
@@ -75,6 +75,7 @@ class DefectDetection:
             "harmonics_found": list(self.harmonics_found),
             "ratios": [round(r, 2) for r in self.ratios],
             "sidebands_found": self.sidebands_found,
+            "evidence": list(self.evidence),
         }
 
 

@@ -1,4 +1,4 @@
-"""Envelope analysis: band selection by spectral kurtosis, band-pass Hilbert envelope, envelope spectrum.
+"""Envelope analysis: band selection by a kurtogram, band-pass Hilbert envelope, squared-envelope spectrum.
 
 The band-pass filter and the Hilbert transform are done together in the frequency domain: the lines
 of the chosen band are shifted down to 0 Hz and inverse-transformed over just enough points to hold
@@ -26,8 +26,8 @@ ComplexArray = npt.NDArray[np.complex128]
 class EnvelopeBand:
     """A demodulation band ``low_hz``..``high_hz`` (Hz) and how it was chosen.
 
-    ``spectral_kurtosis`` is the SK at the band centre (0 for Gaussian noise; 'configured' bands carry
-    NaN); ``method`` is 'configured' or 'spectral_kurtosis'.
+    ``spectral_kurtosis`` is the band's SK, E|z|⁴/(E|z|²)² − 2 of its complex envelope z (0 for Gaussian
+    noise; 'configured' bands carry NaN); ``method`` is 'configured' or 'spectral_kurtosis'.
     """
 
     low_hz: float

@@ -10,7 +10,7 @@ confirming line is not worth more than that.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,8 @@ class NoiseFloor:
 
     block_hz: float
     medians: FloatArray
+    # Memo of (first block, end block) → median: the same windows are asked for in every pass.
+    _memo: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, amplitude: FloatArray, df: float) -> NoiseFloor:
@@ -52,7 +54,10 @@ class NoiseFloor:
         hi = min(self.medians.size, int((centre_hz + half_width_hz) / self.block_hz) + 1)
         if hi <= lo:
             return float("nan")
-        return fast_median(self.medians[lo:hi])
+        key = (lo, hi)
+        if key not in self._memo:
+            self._memo[key] = fast_median(self.medians[lo:hi])
+        return self._memo[key]
 
 
 @dataclass(frozen=True, slots=True)

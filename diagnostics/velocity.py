@@ -36,6 +36,23 @@ def iso_velocity_band(speed_hz: float | None) -> tuple[float, float]:
     return ISO_VELOCITY_BAND_HZ
 
 
+#: Units a vibration waveform may be in: acceleration (integrated to velocity) or velocity itself.
+VELOCITY_UNITS: tuple[str, ...] = ("mm/s",)
+
+
+def check_units(units: str) -> str:
+    """Validate a waveform unit: 'g' or 'm/s2' (acceleration) or 'mm/s' (velocity sensor); return it."""
+    if units in VELOCITY_UNITS:
+        return units
+    try:
+        accel_scale_to_m_s2(units)
+    except ValueError:
+        raise ValueError(
+            f"units={units!r} is not supported; use 'g' or 'm/s2' (accelerometer) or 'mm/s' (velocity sensor)"
+        ) from None
+    return units
+
+
 def accel_scale_to_m_s2(units: str) -> float:
     """Factor that converts acceleration in ``units`` ('g' or 'm/s2') to m/s²."""
     if units == "g":
@@ -96,14 +113,18 @@ def velocity_from_spectrum(
     """Velocity RMS (mm/s) and spectrum (mm/s peak) from a peak ``acceleration`` spectrum (g or m/s² peak).
 
     Same integration as :func:`velocity_from_acceleration`, for callers that already have the
-    spectrum; the RMS uses the spectrum's noise bandwidth (``enbw_bins``). ``fs_hz`` is in Hz.
+    spectrum; the RMS uses the spectrum's noise bandwidth (``enbw_bins``). ``fs_hz`` is in Hz. With
+    ``units`` 'mm/s' the spectrum already is velocity (a velocity sensor): it is only band-limited.
     """
     lo, hi = check_band(band_hz, fs_hz)
-    scale = accel_scale_to_m_s2(units) * 1000.0  # → mm/s² so the result is mm/s
     freqs = acceleration.freqs_hz
     vel = np.zeros_like(acceleration.amplitude)
     sel = (freqs >= lo) & (freqs <= hi) & (freqs > 0)
-    vel[sel] = acceleration.amplitude[sel] * scale / (2.0 * math.pi * freqs[sel])
+    if check_units(units) in VELOCITY_UNITS:
+        vel[sel] = acceleration.amplitude[sel]
+    else:
+        scale = accel_scale_to_m_s2(units) * 1000.0  # → mm/s² so the result is mm/s
+        vel[sel] = acceleration.amplitude[sel] * scale / (2.0 * math.pi * freqs[sel])
     rms = float(np.sqrt(np.sum(vel[sel] ** 2) / 2.0 / acceleration.enbw_bins))
     return VelocityResult(rms_mm_s=rms, band_hz=(lo, hi), spectrum=Spectrum(freqs, vel, acceleration.enbw_bins))
 

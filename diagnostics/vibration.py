@@ -42,7 +42,7 @@ from diagnostics.spectrum import (
     top_peaks,
     validate_signal,
 )
-from diagnostics.velocity import accel_scale_to_m_s2, check_band, iso_velocity_band, velocity_from_spectrum
+from diagnostics.velocity import check_band, check_units, iso_velocity_band, velocity_from_spectrum
 
 #: Names of the bearing defects in results, and the diagnosis each one raises.
 BEARING_DEFECTS: dict[str, str] = {
@@ -92,9 +92,7 @@ class VibrationResult:
         """JSON-ready mapping: headline fields (fs_hz, rms, peak, …, iso_zone, diagnosis) and details."""
         f = self.features
         rs = self.running_speed
-        bearing: dict[str, object] = {}
-        for name, det in self.bearing.items():
-            bearing[name] = det.to_dict() | {"evidence": list(det.evidence)}
+        bearing = {name: det.to_dict() for name, det in self.bearing.items()}
         return {
             "fs_hz": self.fs_hz,
             "n_samples": self.n_samples,
@@ -126,6 +124,9 @@ class VibrationResult:
             if self.envelope_band is None
             else [round(self.envelope_band.low_hz, 1), round(self.envelope_band.high_hz, 1)],
             "envelope_band_method": None if self.envelope_band is None else self.envelope_band.method,
+            "envelope_band_kurtosis": None
+            if self.envelope_band is None or not math.isfinite(self.envelope_band.spectral_kurtosis)
+            else round(self.envelope_band.spectral_kurtosis, 3),
             "bearing": bearing,
             "top_peaks": [{"frequency_hz": round(p.freq_hz, 3), "amplitude": p.amplitude} for p in self.top_peaks],
             "reduced_spectrum": {
@@ -229,7 +230,10 @@ def analyze_waveform(
     n_envelope_bands: int = 3,
     n_energy_bands: int = 8,
 ) -> VibrationResult:
-    """Analyse one acceleration waveform ``samples`` (``units`` 'g' or 'm/s2') sampled at ``fs_hz`` (Hz).
+    """Analyse one vibration waveform ``samples`` sampled at ``fs_hz`` (Hz).
+
+    ``units``: 'g' or 'm/s2' for an accelerometer (integrated to velocity), 'mm/s' for a velocity
+    sensor (features, spectra and envelope are then in mm/s).
 
     Running speed: ``speed_hz`` (Hz, from a tachometer) is used as given; otherwise it is estimated
     within ``nominal_speed_hz`` ± ``speed_search_fraction``; with neither, speed-based diagnostics are
@@ -243,7 +247,7 @@ def analyze_waveform(
     ``n_energy_bands`` equal bands carry ``band_rms``.
     """
     arr = validate_signal(samples, fs_hz, min_samples=256)
-    accel_scale_to_m_s2(units)
+    check_units(units)
     if speed_hz is not None and not (math.isfinite(speed_hz) and 0 < speed_hz < fs_hz / 4):
         raise ValueError(f"{speed_hz=} must be positive and below fs_hz/4 = {fs_hz / 4:g} Hz")
     if not 0 <= slip_tolerance < 0.1:

@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--nominal-rpm", type=float, help="nominal speed in rpm: the running speed is estimated within ±10 %% of it"
     )
-    p.add_argument("--units", default="g", choices=["g", "m/s2"], help="unit of the samples (default g)")
+    p.add_argument(
+        "--units", default="g", choices=["g", "m/s2", "mm/s"], help="unit of the samples (default g; mm/s: velocity)"
+    )
     p.add_argument(
         "--scale",
         type=float,

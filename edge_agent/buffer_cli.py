@@ -4,13 +4,12 @@ The commands open ``<data_dir>/outbox.sqlite`` directly. ``stats``, ``peek`` and
 and are safe while the agent runs (WAL readers never block the writer). ``purge`` deletes records; while the
 agent runs its in-memory counts stay stale until it restarts, so stop the agent first when you can.
 
-Wire-up for the CLI::
+Usage (``edge-agent`` delegates ``buffer`` to :func:`main`)::
 
-    sub = parser.add_subparsers(...)
-    buffer = sub.add_parser("buffer", help="inspect or empty the outbox")
-    add_buffer_arguments(buffer)
-    ...
-    return run_buffer_command(Path(cfg.agent.data_dir), args)
+    edge-agent buffer -c agent.yaml stats [--json]
+    edge-agent buffer -c agent.yaml peek -n 5 --class alert
+    edge-agent buffer --data-dir /var/lib/edge-agent export -o backlog.jsonl
+    edge-agent buffer -c agent.yaml purge --class telemetry --older-than 86400 --yes
 """
 
 from __future__ import annotations
@@ -201,3 +200,33 @@ def run_buffer_command(data_dir: Path, args: argparse.Namespace, out: IO[str] | 
         sys.stderr.write(f"edge-agent buffer: {exc}\n")
         return 2
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``edge-agent buffer`` argument parser."""
+    parser = argparse.ArgumentParser(prog="edge-agent buffer", description="Inspect, export or empty the outbox.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--config", help="agent YAML config (its agent.data_dir holds the outbox)")
+    where.add_argument("--data-dir", help="the agent's data directory, instead of a config")
+    add_buffer_arguments(parser)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``edge-agent buffer``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+    else:
+        from edge_agent.config.loader import load_config
+        from edge_agent.errors import ConfigError
+
+        try:
+            data_dir = Path(load_config(args.config).agent.data_dir)
+        except ConfigError as exc:
+            sys.stderr.write(f"edge-agent buffer: invalid config:\n{exc}\n")
+            return 2
+        except OSError as exc:
+            sys.stderr.write(f"edge-agent buffer: cannot read the config: {exc}\n")
+            return 2
+    return run_buffer_command(data_dir, args)

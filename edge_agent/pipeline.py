@@ -1,19 +1,22 @@
 """Turns what the drivers produce into records: the one place a reading is evaluated.
 
-Readings of a device's poll cycle arrive here once. They update the latest-value cache (for remote ``read``
-and the live view), the summary accumulators, and any listener (the demo's terminal view). Records leave
-through a single ``emit`` coroutine that stores them in the outbox.
+Readings of a device's poll cycle arrive here once and become one :class:`~edge_agent.telemetry.CycleFrame`
+(columns, built in a few C-level passes). The frame updates the latest-value cache (for remote ``read``
+and the live view), the summary accumulators (in bulk), any listener (the demo's terminal view), and is
+handed back to the caller for raw telemetry. Records leave through a single ``emit`` coroutine that
+stores them in the outbox.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from drivers.base import Quality, Reading, Waveform
 from edge_agent.records import Priority
 from edge_agent.summaries import SummaryAggregator
+from edge_agent.telemetry import CycleFrame, RawDeviceSettings, RawTelemetry, RawTelemetrySettings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,111 @@ class LatestValue:
     reason: str | None
 
 
+@dataclass(slots=True)
+class _Columns:
+    """The latest frame of one reading layout of a device: values by position, no object per value."""
+
+    index: Mapping[str, int]
+    values: Sequence[object]
+    qualities: list[Quality]
+    ts: list[float]
+    reasons: dict[int, str | None]
+    seq: int
+
+
+class LatestValues(Mapping[str, LatestValue]):
+    """The latest reading of every point, keyed ``device/point``.
+
+    A poll cycle is kept as columns (its values, qualities and times lists), replaced as a whole each cycle;
+    small batches (a few subscription updates) are kept per point. The :class:`LatestValue` of a point is
+    made only when someone asks for it.
+    """
+
+    SMALL_BATCH = 32
+    MAX_LAYOUTS = 8
+
+    def __init__(self, units: Mapping[str, str]) -> None:
+        self._units = units
+        self._frames: dict[str, dict[tuple[str, ...], _Columns]] = {}
+        self._singles: dict[str, dict[str, tuple[int, LatestValue]]] = {}
+        self._indexes: dict[tuple[str, ...], dict[str, int]] = {}
+        self._seq = 0
+
+    def set_units(self, units: Mapping[str, str]) -> None:
+        """Replace the unit table (after a config change)."""
+        self._units = units
+
+    def update_device(self, device: str, frame: CycleFrame) -> None:
+        """Remember the readings of ``frame`` as the latest of their points."""
+        self._seq += 1
+        if len(frame) <= self.SMALL_BATCH:
+            singles = self._singles.setdefault(device, {})
+            ts = frame.timestamps().tolist()
+            for i, r in enumerate(frame.readings):
+                singles[r.point] = (self._seq, LatestValue(r.value, r.quality, ts[i], "", r.reason))
+            return
+        index = self._indexes.get(frame.names)
+        if index is None:
+            if len(self._indexes) >= 64:
+                self._indexes.clear()
+            index = self._indexes[frame.names] = {n: i for i, n in enumerate(frame.names)}
+        reasons: dict[int, str | None] = {}
+        if not frame.all_good:
+            reasons = {i: frame.readings[i].reason for i, q in enumerate(frame.qualities) if q is not Quality.GOOD}
+        frames = self._frames.setdefault(device, {})
+        frames.pop(frame.names, None)
+        frames[frame.names] = _Columns(index, frame.values, frame.qualities, frame.timestamps().tolist(),
+                                       reasons, self._seq)
+        if len(frames) > self.MAX_LAYOUTS:  # keep the newest layouts; drop the oldest one's points
+            del frames[next(iter(frames))]
+
+    def set(self, key: str, value: LatestValue) -> None:
+        """Set the latest value of ``key`` (``device/point``) directly (waveform placeholders)."""
+        device, _, point = key.partition("/")
+        self._seq += 1
+        self._singles.setdefault(device, {})[point] = (self._seq, value)
+
+    def __getitem__(self, key: str) -> LatestValue:
+        device, _, point = key.partition("/")
+        best: LatestValue | None = None
+        best_seq = -1
+        single = self._singles.get(device, {}).get(point)
+        if single is not None:
+            best_seq, best = single
+        for cols in self._frames.get(device, {}).values():
+            i = cols.index.get(point)
+            if i is not None and cols.seq > best_seq:
+                best_seq = cols.seq
+                best = LatestValue(cols.values[i], cols.qualities[i], cols.ts[i], "", cols.reasons.get(i))
+        if best is None:
+            raise KeyError(key)
+        if not best.unit:
+            best = LatestValue(best.value, best.quality, best.ts, self._units.get(key, ""), best.reason)
+        return best
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        device, _, point = key.partition("/")
+        if point in self._singles.get(device, {}):
+            return True
+        return any(point in cols.index for cols in self._frames.get(device, {}).values())
+
+    def _keys(self) -> dict[str, None]:
+        keys: dict[str, None] = {}
+        for device in {*self._frames, *self._singles}:
+            for cols in self._frames.get(device, {}).values():
+                keys.update(dict.fromkeys(f"{device}/{p}" for p in cols.index))
+            keys.update(dict.fromkeys(f"{device}/{p}" for p in self._singles.get(device, {})))
+        return keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
 class Pipeline:
     """Readings and waveforms in, summary (and later alert and vibration) records out."""
 
@@ -39,40 +147,50 @@ class Pipeline:
         self.summaries = summaries
         self._units = units
         self._emit = emit
-        self.latest: dict[str, LatestValue] = {}
+        self.latest = LatestValues(units)
         self.listeners: list[ReadingListener] = []
         self.readings_good = 0
         self.readings_bad = 0
+        self._raw: dict[str, tuple[object, RawTelemetry | None]] = {}
 
     def set_units(self, units: dict[str, str]) -> None:
         """Replace the unit table (after a config change)."""
         self._units = units
+        self.latest.set_units(units)
 
-    def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
-        """Take one device's readings (a poll cycle or a subscription batch)."""
-        self.summaries.add(device, readings)
-        latest = self.latest
-        units = self._units
-        good = 0
-        for r in readings:
-            key = f"{device}/{r.point}"
-            if r.quality is Quality.GOOD:
-                good += 1
-            latest[key] = LatestValue(r.value, r.quality, r.source_ts or r.receive_ts, units.get(key, ""),
-                                      r.reason)
+    def on_readings(self, device: str, readings: Sequence[Reading]) -> CycleFrame:
+        """Take one device's readings (a poll cycle or a subscription batch); return them as a frame."""
+        frame = CycleFrame(device, readings)
+        self.summaries.add_frame(frame)
+        self.latest.update_device(device, frame)
+        good = len(frame) if frame.all_good else frame.qualities.count(Quality.GOOD)
         self.readings_good += good
-        self.readings_bad += len(readings) - good
+        self.readings_bad += len(frame) - good
         for listener in self.listeners:
             try:
                 listener(device, readings)
             except Exception:
                 log.exception("reading listener failed")
+        return frame
+
+    def raw_telemetry(self, device: RawDeviceSettings, agent_id: str) -> RawTelemetry | None:
+        """The raw-telemetry state of ``device`` (None when it publishes none), kept across cycles.
+
+        Rebuilt when the device's config object changes (a new config starts report-by-exception afresh).
+        """
+        cached = self._raw.get(device.name)
+        if cached is not None and cached[0] is device:
+            return cached[1]
+        settings = RawTelemetrySettings.of_device(device)
+        raw = RawTelemetry(settings, agent_id) if settings is not None else None
+        self._raw[device.name] = (device, raw)
+        return raw
 
     async def on_waveforms(self, device: str, waveforms: Sequence[Waveform]) -> None:
         """Take waveforms captured by a device (vibration analysis hooks in here)."""
         for w in waveforms:
             key = f"{device}/{w.point}"
-            self.latest[key] = LatestValue(f"waveform[{len(w.samples)}]", w.quality, w.ts, w.unit, None)
+            self.latest.set(key, LatestValue(f"waveform[{len(w.samples)}]", w.quality, w.ts, w.unit, None))
 
     async def close_summary_interval(self, end_s: float) -> int:
         """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count."""

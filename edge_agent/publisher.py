@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import random
 import ssl
@@ -622,17 +621,12 @@ class Publisher:
                 await asyncio.wait_for(self._wake.wait(), remaining)
         if session.lost.is_set():
             return
+        # the offline status and DISCONNECT get what is left of the drain time, within [0.5, 2] s each
+        grace_s = min(DISCONNECT_WAIT_S, max(0.5, deadline - time.monotonic()))
         self._send_status(session, self._offline_body("shutdown"))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.status_acked.wait(), DISCONNECT_WAIT_S)
+            await asyncio.wait_for(session.status_acked.wait(), grace_s)
         session.client.disconnect()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.lost.wait(), DISCONNECT_WAIT_S)
+            await asyncio.wait_for(session.lost.wait(), grace_s)
 
-
-def status_from_payload(payload: bytes) -> dict[str, Any]:
-    """Decode a status message (for tests and tools)."""
-    obj = json.loads(payload)
-    if not isinstance(obj, dict):
-        raise ValueError("status payload is not a JSON object")
-    return obj

@@ -1,9 +1,11 @@
-"""Shared fixtures: a real Mosquitto broker on loopback, and a check that no test leaks asyncio tasks."""
+"""Shared fixtures: a real Mosquitto broker on loopback, and checks that a test leaks no tasks or threads."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -54,3 +56,20 @@ async def _no_leaked_tasks(request: pytest.FixtureRequest) -> AsyncIterator[None
             task.cancel()
         await asyncio.gather(*leaked, return_exceptions=True)
         pytest.fail("test left asyncio task(s) running:\n  " + "\n  ".join(names))
+
+
+@pytest.fixture
+def no_thread_leak() -> Iterator[None]:
+    """Fail a test that leaves threads running (besides the event loop's default executor, which its loop
+    owns). Use with ``pytestmark = pytest.mark.usefixtures("no_thread_leak")``."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    while True:
+        extra = [t for t in threading.enumerate()
+                 if t not in before and t.is_alive() and not t.name.startswith("asyncio")]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    if extra:
+        pytest.fail("test left thread(s) running: " + ", ".join(sorted(t.name for t in extra)))

@@ -16,9 +16,12 @@ from diagnostics.expr import parse_expression
 from edge_agent.config import (
     ModbusPoint,
     ModbusTcpDevice,
+    ThresholdRule,
+    load_config_data,
     load_config_text,
     parse_byte_size,
     parse_classic_address,
+    parse_config_text,
     parse_duration,
     parse_frequency,
     parse_rate_per_minute,
@@ -169,7 +172,7 @@ def test_when_expressions_load_only_with_known_names(when: str) -> None:
         assert exc.errors and all(e.startswith("when.yaml") for e in exc.errors)
         return
     (rule,) = cfg.rules
-    assert rule.when == when
+    assert isinstance(rule, ThresholdRule) and rule.when == when
     assert parse_expression(when).names <= WHEN_NAMES
 
 
@@ -234,3 +237,35 @@ def test_overlap_check_finds_exactly_the_overlapping_pairs(raw_points: list[dict
             earlier = msg.split("overlaps point '", 1)[1].split("'", 1)[0]
             found.add(frozenset((later, earlier)))
     assert found == expected
+
+
+def _paths(node: object, here: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every path to a value (mappings by key, lists by index) inside ``node``."""
+    out: list[tuple[object, ...]] = [here] if here else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*here, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _paths(value, (*here, i))
+    return out
+
+
+def _replaced(node: object, path: tuple[object, ...], value: object) -> object:
+    copy = json.loads(json.dumps(node))
+    target = copy
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return copy
+
+
+def test_every_value_of_the_full_example_replaced_by_a_wrong_type_gives_config_errors_only() -> None:
+    data = parse_config_text(FULL_EXAMPLE)
+    wrong: list[object] = [None, [], {}, "x", -1, True, 1e308]
+    for path in _paths(data):
+        for value in wrong:
+            try:
+                load_config_data(_replaced(data, path, value), "swap")
+            except ConfigError as exc:
+                assert exc.errors and all(e.startswith("swap: ") for e in exc.errors), (path, value)

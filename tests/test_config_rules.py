@@ -83,6 +83,11 @@ def test_rule_without_kind_is_a_threshold_rule_with_interlock() -> None:
         60.0,
     )
     assert rule_kind({"point": "a/b"}) == "threshold" and rule_kind(rule) == "threshold"
+    assert rule.update_interval_s(cfg.alarms.update_interval) == 60.0
+    (plain,) = load_config_text(
+        _rules("{point: plc/temp, high: 80}") + "alarms: {update_interval: 5s}\n"
+    ).rules
+    assert isinstance(plain, ThresholdRule) and plain.update_interval_s(5.0) == 5.0
 
 
 def test_rate_rule_values_and_defaults() -> None:
@@ -226,6 +231,12 @@ def test_trend_rules() -> None:
         10,
         "rising",
     )
+    assert (temp.feature, temp.feature_of("value"), vib.feature, vib.feature_of("waveform")) == (
+        None,
+        None,
+        None,
+        "velocity_rms",
+    )
     assert (vib.window, vib.horizon, vib.min_samples, vib.direction, vib.severity) == (
         3 * 86400.0,
         1.5 * 86400.0,
@@ -248,7 +259,7 @@ def test_trend_rules() -> None:
 )
 def test_when_accepts_asset_point_names_and_any_device_point(when: str) -> None:
     (rule,) = load_config_text(_rules(f"{{point: plc/temp, high: 80, when: '{when}'}}")).rules
-    assert rule.when == when
+    assert isinstance(rule, ThresholdRule) and rule.when == when
 
 
 def test_short_names_are_resolved_within_the_rules_asset_only() -> None:
@@ -287,6 +298,11 @@ def test_when_names_of_an_asset_wide_iso_zone_rule_come_from_that_asset() -> Non
         ),
         ("{kind: trend, point: plc/temp, limit: 1, min_samples: 2}", "min_samples: must be at least 3"),
         ("{kind: trend, point: plc/temp, limit: 1, direction: up}", "unknown direction 'up'"),
+        (
+            "{kind: trend, point: plc/temp, limit: 1, feature: kurtosis}",
+            "rules[0].feature: feature applies to waveform points; 'plc/temp' is a value point (drop it)",
+        ),
+        ("{kind: trend, point: plc/vib, limit: 1, feature: velocity}", "unknown feature 'velocity'"),
         (
             "{kind: fault, point: plc/temp, fault: unbalance}",
             "'plc/temp' is a value point; a fault rule needs",
@@ -397,3 +413,22 @@ def test_rule_ids_are_the_name_or_derived_from_target_and_kind() -> None:
         "plc/vib:bearing_ball",
     ]
     assert derived_rule_id({"kind": "stale"}) is None
+
+
+def test_when_bindings_map_expression_names_to_points() -> None:
+    cfg = load_config_text(
+        _rules(
+            "{point: plc/temp, high: 80, when: 'running and speed > 100 or aux/enable'}",
+            "{kind: iso_zone, asset: pump, when: 'not running'}",
+            "{kind: stale, device: plc}",
+        )
+    )
+    threshold, zone, stale = cfg.rules
+    assert cfg.when_bindings(threshold) == {
+        "aux/enable": "aux/enable",
+        "running": "plc/running",
+        "speed": "plc/speed",
+    }
+    assert cfg.when_bindings(zone) == {"running": "plc/running"}
+    assert cfg.when_bindings(stale) == {}
+    assert [a.name for a in cfg.assets_of("plc/temp")] == ["pump"] and cfg.assets_of("aux/speed") == []

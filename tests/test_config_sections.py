@@ -426,7 +426,7 @@ def test_full_example_values_and_summary() -> None:
     assert isinstance(speed, ModbusPoint) and motor.raw_deadband_of(speed) == (5.0, 0.0)
     summary = config_summary(cfg)
     for expected in (
-        "rules   13 (threshold 1, rate 1, deviation 2, stale 2, bad_quality 2, iso_zone 2, fault 1, trend 2)",
+        "rules   14 (threshold 1, rate 1, deviation 2, stale 2, bad_quality 2, iso_zone 2, fault 1, trend 3)",
         "alarms  updates at most every 10s; device-down summary after 30s, released after 1m",
         "raw telemetry on change QoS 0, heartbeat 5m",
         "run time from motor-plc/current, 2 service interval(s)",

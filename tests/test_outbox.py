@@ -21,6 +21,8 @@ except ImportError:
 
 BIG = 10**9
 
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
 
 @pytest.fixture
 async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:

@@ -20,6 +20,8 @@ from edge_agent.buffer_cli import (
 from edge_agent.outbox import Outbox
 from edge_agent.records import Priority
 
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
 
 @pytest.fixture
 async def data_dir(tmp_path: Path) -> Path:
@@ -91,3 +93,19 @@ def test_missing_outbox_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureF
     code, _ = run(tmp_path / "nowhere", "stats")
     assert code == 2
     assert "no outbox at" in capsys.readouterr().err
+
+
+def test_edge_agent_buffer_command_line(data_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_agent.cli import main as edge_agent_main
+
+    assert edge_agent_main(["buffer", "--data-dir", str(data_dir), "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 5
+
+    example = (Path(__file__).resolve().parents[1] / "config" / "example.yaml").read_text()
+    config = tmp_path / "agent.yaml"
+    config.write_text(example.replace("./var/edge-agent", str(data_dir)))
+    assert edge_agent_main(["buffer", "-c", str(config), "peek", "-n", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["class"] == "alert"
+
+    assert edge_agent_main(["buffer", "-c", str(tmp_path / "missing.yaml"), "stats"]) == 2

@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.mqtt import PublisherSettings
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import NewRecord, Outbox
 from edge_agent.publisher import Publisher, PublisherState, backoff_delay_s
 from edge_agent.records import Priority, decode_payload, encode_payload, make_envelope
 
@@ -26,7 +26,7 @@ try:
 except ImportError:
     from mqtt_support import Mosquitto, MqttCollector, mosquitto_available, poll_until  # type: ignore[no-redef]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_thread_leak")]
 
 PREFIX = "edge/site-a/gw-1"
 BIG = 10**9
@@ -175,21 +175,43 @@ async def test_records_buffered_before_a_restart_are_delivered_after_it(
     assert [b["seq"] for _, b in data_messages(collector.snapshot())] == list(range(50))
 
 
-async def test_stop_leaves_unacknowledged_records_in_the_outbox(
+async def test_window_bounds_inflight_and_stop_leaves_unacked_records_in_the_outbox(
         mosquitto: Mosquitto, outbox: Outbox) -> None:
-    pub = Publisher(settings_for(mosquitto), outbox, status_body)
+    pub = Publisher(settings_for(mosquitto, max_inflight=20), outbox, status_body)
     await pub.start()
     assert mosquitto.proc is not None
     try:
         assert await pub.wait_connected(30)
         mosquitto.proc.send_signal(signal.SIGSTOP)  # the broker hangs: no PUBACK will come
-        await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(20)])
-        await poll_until(lambda: pub.stats()["inflight"] == 20, 30, "records in flight")
+        await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(50)])
+        await poll_until(lambda: pub.stats()["inflight"] == 20, 30, "a full window in flight")
+        await outbox.put(f"{PREFIX}/alerts/x", record(50, "alert"), Priority.ALERT)
+        await outbox.wait_for_records(0.1)
+        assert pub.stats()["inflight"] == 20 and pub.stats()["published"] == 20  # no more than the window
     finally:
         await pub.stop(drain_timeout_s=0.5)
         mosquitto.proc.send_signal(signal.SIGCONT)
-    assert outbox.stats()["records"] == 20
-    assert [decode_payload(r.payload)["seq"] for r in await outbox.take_batch(100)] == list(range(20))
+    assert outbox.stats()["records"] == 51
+    assert [decode_payload(r.payload)["seq"] for r in await outbox.take_batch(100)] == list(range(51))
+
+
+async def test_qos0_and_retained_records(mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:
+    pub = Publisher(settings_for(mosquitto), outbox, status_body)
+    await pub.start()
+    try:
+        await outbox.put_many([NewRecord(f"{PREFIX}/telemetry/plc", record(i, "telemetry"), Priority.TELEMETRY,
+                                         qos=0) for i in range(20)])
+        await outbox.put(f"{PREFIX}/config/state", b'{"version":3}', Priority.STATUS, qos=1, retain=True)
+        await collector.wait_until(lambda m: len(data_messages(m)) >= 21, 30)
+        await poll_until(lambda: outbox.stats()["records"] == 0, 30, "QoS 0 records acked once written")
+    finally:
+        await pub.stop(5)
+    late = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/config/state").start()
+    try:
+        msgs = await late.wait_until(lambda m: len(m) >= 1, 30)
+        assert msgs[0][1] == b'{"version":3}' and late.retained == msgs[:1]
+    finally:
+        late.close()
 
 
 async def test_birth_is_retained_and_clean_stop_publishes_offline(
@@ -217,7 +239,7 @@ async def test_birth_is_retained_and_clean_stop_publishes_offline(
 CHILD = """
 import asyncio, sys
 from edge_agent.mqtt import PublisherSettings
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import NewRecord, Outbox
 from edge_agent.publisher import Publisher
 
 async def main() -> None:

@@ -26,7 +26,7 @@ try:
 except ImportError:
     from mqtt_support import Mosquitto, poll_until  # type: ignore[no-redef]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_thread_leak")]
 
 PREFIX = "edge/direct/gw"
 

@@ -24,7 +24,7 @@ try:
 except ImportError:
     from mqtt_support import Mosquitto, MqttCollector, mosquitto_available, poll_until  # type: ignore[no-redef]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_thread_leak")]
 
 PREFIX = "edge/tls/gw"
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from edge_agent.cli import main as edge_agent_main
 from edge_agent.remote.cli import main
@@ -16,10 +23,10 @@ from edge_agent.remote.service import RemoteSettings
 from edge_agent.remote.signing import generate_keypair
 
 try:
-    from tests.mqtt_support import Mosquitto
+    from tests.mqtt_support import Mosquitto, mosquitto_available
     from tests.test_remote_support import PREFIX, Harness
 except ImportError:  # tests/ is not a package
-    from mqtt_support import Mosquitto  # type: ignore[no-redef]
+    from mqtt_support import Mosquitto, mosquitto_available  # type: ignore[no-redef]
     from test_remote_support import PREFIX, Harness  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
@@ -112,3 +119,69 @@ async def test_push_signed_wait_patch_and_get(tmp_path: Path, mosquitto: Mosquit
     assert rolled == 1 and "config ROLLED BACK" in rolled_err and "unreachable" in rolled_err
     assert got == 0 and "high: 91" in got_out and got_out.startswith("# gw-1 (edge/lab/gw-1): config ")
     assert h.applier.active_data()["rules"] == [{"point": "plc/temp", "high": 91}]
+
+
+def write_tls_material(directory: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1: (ca.pem, server.pem, server.key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-agent test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
+    """Mosquitto with a TLS-only listener on 127.0.0.1, and the CA file that verifies it."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto broker not installed")
+    ca, cert, key = write_tls_material(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "mosquitto-tls", listener_config=f"cafile {ca}\ncertfile {cert}\nkeyfile {key}")
+    broker.start()
+    try:
+        yield broker, ca
+    finally:
+        broker.kill()
+
+
+async def test_cli_over_tls_verifies_the_broker(tmp_path: Path, tls_mosquitto: tuple[Mosquitto, Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    broker, ca = tls_mosquitto
+    assert broker.url.startswith("mqtts://")
+    async with Harness(tmp_path, broker.url, ca_file=ca) as h:
+        await announce(h)
+        ok = await run_cli("cmd", "gw-1", "ping", "--broker", broker.url, "--ca-file", str(ca))
+        out = capsys.readouterr().out
+        unverified = await run_cli("cmd", "gw-1", "ping", "--broker", broker.url, "--timeout", "5")
+        err = capsys.readouterr().err
+    assert ok == 0 and out.startswith("pong from gw-1")
+    assert unverified == 1 and "cannot reach the broker" in err and "CERTIFICATE_VERIFY_FAILED" in err
+
+
+async def test_push_to_a_silent_agent_says_no_answer(tmp_path: Path, mosquitto: Mosquitto,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("agent: {id: gw-x, site: lab}\nmqtt: {url: mqtt://127.0.0.1:1883}\n")
+    code = await run_cli("config", "push", "edge/lab/gw-x", str(config), "--broker", mosquitto.url, "--timeout", "1")
+    err = capsys.readouterr().err
+    assert code == 1 and "no answer from gw-x within 1 s" in err
+    bad_arg = await run_cli("cmd", "edge/lab/gw-x", "read", "points", "--broker", mosquitto.url)
+    assert bad_arg == 1 and "must look like key=value" in capsys.readouterr().err

@@ -64,6 +64,14 @@ async def test_apply_validates_persists_and_reports_restarted_parts(tmp_path: Pa
     assert latest is not None and (latest.by, latest.version, latest.source) == ("bob", 4, "push.yaml")
 
 
+async def test_a_validator_crash_is_a_rejection(tmp_path: Path, config_file: Path) -> None:
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"))
+    original = applier.active_text()
+    outcome = await applier.apply(original + "x: !!timestamp nope\n", "push", "bob", None)
+    assert outcome.result == "rejected" and outcome.errors[0].startswith("push")  # ConfigError or a crash
+    assert applier.active_text() == original
+
+
 async def test_failed_live_apply_restores_previous_config(tmp_path: Path, config_file: Path) -> None:
     applied: list[int] = []
 

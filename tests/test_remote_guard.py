@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.remote.errors import LocalOnlyRefused, PayloadRefused, RateLimited
 from edge_agent.remote.guard import (
@@ -76,6 +78,25 @@ def test_config_must_be_a_mapping() -> None:
     assert load_yaml_mapping("agent: {id: gw}\n", LIMITS) == {"agent": {"id": "gw"}}
 
 
+@pytest.mark.parametrize(
+    "text", ["a: 2020-13-45\n", "a: !!int x\n", "a: !!bool maybe\n", "a: !!timestamp nope\n", "{[1, 2]: 3}\n"]
+)
+def test_values_the_yaml_constructors_choke_on_are_refused(text: str) -> None:
+    with pytest.raises(PayloadRefused):
+        load_yaml_mapping(text, LIMITS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400) | st.text(alphabet="ab:- []{}&*!|>'\"#\n\t0123456789.,?%@`", max_size=200)
+       .map(str.encode))
+def test_any_payload_is_either_a_mapping_or_refused(payload: bytes) -> None:
+    try:
+        data = load_yaml_mapping(decode_utf8(payload, LIMITS), LIMITS)
+    except PayloadRefused:
+        return
+    assert isinstance(data, dict)
+
+
 def test_json_depth_ignores_brackets_in_strings() -> None:
     assert json_nesting_depth('{"a": "[[[[{{{", "b": [[1]], "c": "\\"[["}') == 3
 
@@ -145,6 +166,10 @@ def test_unchanged_local_settings_pass() -> None:
     new = _copy()
     new["devices"][0]["points"][0]["address"] = 1
     check_local_only(RUNNING, new)
+
+
+def test_spelling_out_the_defaults_is_not_a_change() -> None:
+    check_local_only({"agent": {}}, {"agent": {}, "remote": {"require_signature": False, "public_key_file": None}})
 
 
 def test_turning_signatures_off_is_refused() -> None:

@@ -55,9 +55,14 @@ def test_history_records_prunes_and_finds_rollback_target(tmp_path: Path) -> Non
     assert meta["result"] == "rolled_back" and meta["by"] == "alice"
 
 
-def test_history_needs_room_for_a_rollback(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="keep=1"):
-        ConfigHistory(tmp_path, keep=1)
+def test_history_keeps_at_least_the_running_config(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep=0"):
+        ConfigHistory(tmp_path, keep=0)
+    history = ConfigHistory(tmp_path, keep=1)
+    history.record("a: 1\n", version=None, label="", by="local", source="startup")
+    history.record("a: 2\n", version=None, label="", by="local", source="file")
+    assert [history.load_text(e) for e in history.entries()] == ["a: 2\n"]
+    assert history.rollback_target() is None
 
 
 def test_audit_appends_json_lines_and_redacts(tmp_path: Path) -> None:

@@ -41,8 +41,8 @@ def test_rfc7386_appendix_vectors(original: str, patch: str, expected: str) -> N
 
 
 def test_result_shares_no_mutable_parts_with_inputs() -> None:
-    target = {"rules": [{"point": "a", "high": 80}], "x": {"y": 1}}
-    patch = {"x": {"z": [1, 2]}}
+    target: dict[str, Any] = {"rules": [{"point": "a", "high": 80}], "x": {"y": 1}}
+    patch: dict[str, Any] = {"x": {"z": [1, 2]}}
     result = merge_patch(target, patch)
     result["rules"][0]["high"] = 1
     result["x"]["z"].append(3)

@@ -17,7 +17,7 @@ from edge_agent.remote.cli_session import CliSession
 from edge_agent.remote.errors import CommandError
 from edge_agent.remote.history import config_hash
 from edge_agent.remote.mqtt_client import BrokerOptions
-from edge_agent.remote.service import RemoteSettings
+from edge_agent.remote.service import RemoteSettings, mask_secret_lines
 from edge_agent.remote.signing import generate_keypair, load_private_key, new_envelope, sign_envelope, unsigned_payload
 
 try:
@@ -120,7 +120,7 @@ async def test_patch_with_null_removes_a_member_and_invalid_patch_is_refused(tmp
         broken = attempt_of(await h.request("config/patch", {"mqtt": None}))
     assert removed["result"] == "accepted" and "rules" not in h.applier.active_data()
     assert broken["result"] == "rejected"
-    assert any("mqtt" in line for line in broken["errors"]), broken["errors"]
+    assert any(line.startswith("config/patch (merged)") and "mqtt" in line for line in broken["errors"]), broken
 
 
 async def test_remote_config_cannot_enable_plc_writes(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -128,10 +128,11 @@ async def test_remote_config_cannot_enable_plc_writes(tmp_path: Path, mosquitto:
         text = h.original_text.replace("{name: flow, table: input, address: 0, type: uint16}",
                                        "{name: flow, table: holding, address: 0, type: uint16, writable: true}")
         attempt = attempt_of(await h.request("config/set", text))
-        patch = attempt_of(await h.request("config/patch", {"remote": {"require_signature": False}}))
+        patch = attempt_of(await h.request("config/patch", {"remote": {"public_key_file": "/tmp/mallory.pub"}}))
     assert attempt["result"] == "rejected"
     assert attempt["errors"][0].startswith("local_only: devices[pump].points[flow]: remote config enables")
-    assert patch["result"] == "rejected" and "remote.require_signature" in patch["errors"][0]
+    assert patch["result"] == "rejected"
+    assert patch["errors"][0].startswith("local_only: remote.public_key_file: changed from None to '/tmp/mallory.pub'")
     assert h.changes == []
 
 
@@ -208,7 +209,9 @@ async def test_commit_confirm_rolls_back_a_config_that_cuts_off_the_broker(tmp_p
     assert state["active"]["hash"] == config_hash(good) and state["active"]["source"] == "rollback"
     assert h.applier.active_text() == good and h.config_path.read_text() == good
     assert h.changes == [["rules"], ["publisher"], ["publisher"]]  # applied, then restored
-    assert h.history.entries()[-1].source == "rollback"
+    entries = h.history.entries()
+    assert [(e.source, e.result) for e in entries[-2:]] == [("config/set", "rolled_back"), ("rollback", "accepted")]
+    assert entries[-2].hash == config_hash(dead_broker)
 
 
 async def test_state_published_while_broker_down_arrives_after_reconnect(tmp_path: Path,
@@ -317,11 +320,20 @@ async def test_rate_limit_per_command(tmp_path: Path, mosquitto: Mosquitto) -> N
     assert audit["ok"] and len(audit["result"]["events"]) == 3
 
 
-async def test_config_get_masks_secrets(tmp_path: Path, mosquitto: Mosquitto) -> None:
+async def test_config_command_returns_the_running_text_and_state(tmp_path: Path, mosquitto: Mosquitto) -> None:
     async with Harness(tmp_path, mosquitto.url) as h:
         reply = await h.request("cmd/config", {})
-    assert reply["result"]["text"] == h.original_text
+    assert reply["result"]["text"] == h.original_text  # nothing secret in it: passwords live in files
     assert reply["result"]["state"]["active"]["hash"] == config_hash(h.original_text)
+
+
+def test_secret_values_are_masked_but_file_and_env_names_kept() -> None:
+    text = ("mqtt:\n  password: hunter2\n  password_file: /etc/edge/pw\n  password_env: MQTT_PW\n"
+            "  'token': abc\nx:\n  - api_key: k-123\n  secret:\n    nested: 1\n")
+    masked = mask_secret_lines(text)
+    assert "hunter2" not in masked and "abc" not in masked and "k-123" not in masked
+    assert "password_file: /etc/edge/pw" in masked and "password_env: MQTT_PW" in masked
+    assert "  secret:\n    nested: 1" in masked  # a mapping key without an inline value stays
 
 
 BILLION_LAUGHS = make_config(Path("/x"), "mqtt://127.0.0.1:1") + """\
@@ -360,3 +372,39 @@ async def test_fuzzed_payloads_are_refused_and_the_service_keeps_serving(tmp_pat
     assert ping["ok"] is True
     assert h.applier.active_text() == h.original_text and h.changes == []
     assert h.config_path.read_text() == h.original_text
+
+
+async def _status(args: dict[str, Any]) -> dict[str, Any]:
+    return {"devices": {}}
+
+
+async def test_settings_from_the_config_section_and_disabled_commands(tmp_path: Path,
+                                                                      mosquitto: Mosquitto) -> None:
+    from edge_agent.config import load_config_text
+
+    text = make_config(tmp_path / "d", mosquitto.url) + (
+        "remote:\n  max_payload: 64kB\n  confirm_window: 5s\n  command_rate: 30/min\n"
+        "  commands_enabled: [status]\n")
+    settings = RemoteSettings.from_config(load_config_text(text, "agent.yaml").remote, tmp_path / "d")
+    assert settings.config_limits.max_bytes == 64_000 and settings.confirm_window_s == 5.0
+    assert settings.command_rate_per_min == 30.0 and settings.commands_enabled == frozenset({"status"})
+    assert settings.replay_state_file == tmp_path / "d" / "remote-replay.json"
+    async with Harness(tmp_path, mosquitto.url, settings=settings, commands={"status": _status, "read": _strict}) as h:
+        status = await h.request("cmd/status", {})
+        read = await h.request("cmd/read", {"points": ["plc/temp"]})
+        ping = await h.request("cmd/ping", {})
+        too_big = attempt_of(await h.request("config/set", "a: " + "x" * 70_000))
+    assert status["ok"] and ping["ok"]
+    assert read["error"]["code"] == "disabled" and "commands_enabled: status" in read["error"]["message"]
+    assert too_big["errors"][0].startswith("too_large: config/set payload is 70003 bytes, the limit is 64000")
+
+
+async def test_local_edit_that_cuts_off_the_broker_is_rolled_back_too(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    settings = RemoteSettings(confirm_window_s=1.0, confirm_interval_s=0.2)
+    async with Harness(tmp_path, mosquitto.url, settings=settings, with_health=True) as h:
+        dead = h.original_text.replace(mosquitto.url, "mqtt://127.0.0.1:1")
+        outcome = await h.service.apply_local(dead, str(h.config_path))
+        state = await h.wait_state(lambda s: (s["last_attempt"] or {}).get("result") == "rolled_back")
+    assert outcome.result == "rolled_back" and "unreachable" in outcome.message
+    assert state["last_attempt"]["kind"] == "local" and state["active"]["hash"] == config_hash(h.original_text)
+    assert h.applier.active_text() == h.original_text

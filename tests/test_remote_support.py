@@ -92,8 +92,10 @@ class Harness:
     """A RemoteService for agent gw-1 on a real broker, plus an MQTT 5 requester."""
 
     def __init__(self, tmp_path: Path, url: str, *, settings: RemoteSettings | None = None,
-                 commands: dict[str, CommandHandler] | None = None, with_health: bool = False) -> None:
+                 commands: dict[str, CommandHandler] | None = None, with_health: bool = False,
+                 ca_file: Path | None = None) -> None:
         self.url = url
+        self.options = BrokerOptions.from_url(url, ca_file=ca_file)
         self.data_dir = tmp_path / "data"
         self.config_path = tmp_path / "agent.yaml"
         self.original_text = make_config(self.data_dir, url)
@@ -102,7 +104,7 @@ class Harness:
         self.changes: list[list[str]] = []
         self.applier = FileConfigApplier(self.config_path, self.history, on_change=self._on_change)
         self.audit = AuditLog(self.data_dir / "audit.jsonl", fsync=False)
-        self.transport = PahoTransport(BrokerOptions.from_url(url), "gw-1-remote")
+        self.transport = PahoTransport(self.options, "gw-1-remote")
         health: HealthCheck | None = None
         if with_health:
             async def health() -> bool | str:
@@ -111,8 +113,8 @@ class Harness:
                                      settings or RemoteSettings(config_rate_per_min=600, config_burst=50,
                                                                 command_rate_per_min=600, command_burst=50),
                                      health=health)
-        self.session = CliSession(BrokerOptions.from_url(url), timeout_s=WAIT_S)
-        self.state_session = CliSession(BrokerOptions.from_url(url), timeout_s=WAIT_S)
+        self.session = CliSession(self.options, timeout_s=WAIT_S)
+        self.state_session = CliSession(self.options, timeout_s=WAIT_S)
         self._last_state: dict[str, Any] | None = None
 
     async def _on_change(self, old: Any, new: Any) -> list[str]:
@@ -150,7 +152,7 @@ class Harness:
         def run() -> list[dict[str, Any]]:
             self.session.publish(f"{PREFIX}/{suffix}", data, correlation_data=correlation,
                                  response_topic=self.session.reply_topic)
-            found = []
+            found: list[dict[str, Any]] = []
             for _ in range(count):
                 message = self.session.wait_for(lambda m: m.correlation_data == correlation, timeout_s)
                 if message is None:
@@ -164,7 +166,7 @@ class Harness:
     async def retained_state(self) -> dict[str, Any] | None:
         """The retained config/state as a fresh subscriber sees it (None when there is none)."""
         def fetch() -> list[Any]:
-            with CliSession(BrokerOptions.from_url(self.url), timeout_s=WAIT_S) as session:
+            with CliSession(self.options, timeout_s=WAIT_S) as session:
                 return session.collect_retained(f"{PREFIX}/config/state")
 
         found = await asyncio.to_thread(fetch)

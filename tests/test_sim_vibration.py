@@ -192,3 +192,17 @@ def test_capture_follows_a_shaft_speed_override() -> None:
         m.capture(10.0, N, shaft_hz=900.0)
     with pytest.raises(ValueError, match="n_samples=0"):
         m.capture(10.0, 0)
+
+
+@pytest.mark.parametrize("fs_hz", [5120.0, 12800.0])
+def test_modulated_impacts_add_no_line_at_1x(fs_hz: float) -> None:
+    # The ringing integrates to zero (the housing ends at rest), so load-zone modulation of the
+    # inner-race impacts at 1X must not fake an unbalance line at 1X in the raw spectrum.
+    shaft_hz, n = 25.0, int(4 * fs_hz)
+    inner = MachineVibration(fs_hz, shaft_hz, scenario=Scenario.INNER_RACE, seed=8, ramp_s=1.0, noise_g=0.0)
+    healthy = MachineVibration(fs_hz, shaft_hz, scenario=Scenario.HEALTHY, seed=8, noise_g=0.0)
+    fi, si = amplitude_spectrum(inner.capture(60.0, n), fs_hz)
+    fh, sh = amplitude_spectrum(healthy.capture(60.0, n), fs_hz)
+    one_x_healthy = peak_near(fh, sh, shaft_hz, 0.3)
+    assert peak_near(fi, si, shaft_hz, 0.3) == pytest.approx(one_x_healthy, rel=0.1)
+    assert abs(float(np.sum(inner._ringing))) < 1e-9

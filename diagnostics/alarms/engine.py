@@ -17,16 +17,17 @@ other kinds run one state machine per rule. Every event passes the storm guard w
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from diagnostics.alarms.base import RuleAlarm
+from diagnostics.alarms.base import NUMBER_TYPES, RuleAlarm
 from diagnostics.alarms.bulk import BulkLimitEvaluator
 from diagnostics.alarms.deviation import DeviationAlarm, DeviationRule
-from diagnostics.alarms.events import AlarmEvent, Quality, check_quality
+from diagnostics.alarms.events import QUALITIES, AlarmEvent, Quality, check_quality
 from diagnostics.alarms.interlock import Interlock
 from diagnostics.alarms.limit import LimitAlarm, LimitRule
 from diagnostics.alarms.machine import AlarmSnapshot, orphan_clear_event
@@ -55,6 +56,17 @@ class InterlockSpec:
     expression: str
     rule_ids: tuple[str, ...]
     names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a value point's samples go (one dict lookup per sample on the hot path)."""
+
+    point: str
+    limits: tuple[tuple[str, int], ...]
+    rules: tuple[RuleAlarm, ...]
+    references: tuple[DeviationAlarm, ...]
+    watched: bool
 
 
 def _build(rule: RuleConfig) -> RuleAlarm:
@@ -87,8 +99,8 @@ class AlarmEngine:
         storm_guard: StormGuard | None = None,
         device_of: Callable[[str], str] = device_of_point,
     ) -> None:
-        ids = [r.rule_id for r in rules]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        counts = Counter(r.rule_id for r in rules)
+        dupes = sorted(i for i, n in counts.items() if n > 1)
         if dupes:
             raise ValueError(f"alarm rule ids must be unique; duplicated: {', '.join(dupes)}")
         self.guard = storm_guard
@@ -134,30 +146,48 @@ class AlarmEngine:
                 raise ValueError(f"interlock {spec.expression!r} names unknown rule ids: {', '.join(unknown)}")
             self._interlocks.append((Interlock(spec.expression), spec))
         self._watched = {spec.names.get(n, n) for lock, spec in self._interlocks for n in lock.names}
+        self._routes: dict[str, _Route] = {}
+        self._build_routes()
 
     # ---- feeding -------------------------------------------------------------------------------
 
     def on_values(self, ts_s: float, samples: Mapping[str, Sample]) -> list[AlarmEvent]:
         """Feed point samples ``{point: (value, quality)}`` taken at ``ts_s`` (epoch s)."""
         events: list[AlarmEvent] = []
+        routes = self._routes
+        routed: list[tuple[_Route, float | None, str]] = []
+        with_references = False
+        for point, (value, quality) in samples.items():
+            if quality not in QUALITIES:
+                check_quality(quality)  # raises with the message
+            route = routes.get(point)
+            if route is not None:
+                routed.append((route, value if isinstance(value, NUMBER_TYPES) else None, quality))
+                with_references = with_references or bool(route.references)
+        if with_references:  # references first: a deviation sees this cycle's ambient
+            for route, number, quality in routed:
+                for dev_alarm in route.references:
+                    dev_alarm.update_reference(ts_s, number, quality)
         per_device: dict[str, tuple[list[int], list[float], list[bool]]] = {}
-        checked = [(p, v if isinstance(v, int | float) else None, check_quality(q)) for p, (v, q) in samples.items()]
-        for point, number, q in checked:  # references first: a deviation sees this cycle's ambient
-            for dev_alarm in self._references.get(point, ()):
-                dev_alarm.update_reference(ts_s, number, q)
-        for point, number, q in checked:
-            if point in self._watched:
-                self._latest[point] = number if q != "bad" else None
-            for dev, i in self._limit_pos.get(point, ()):
-                idx, vals, good = per_device.setdefault(dev, ([], [], []))
+        watched_changed = False
+        nan = float("nan")
+        for route, number, quality in routed:
+            if route.watched:
+                self._latest[route.point] = number if quality != "bad" else None
+                watched_changed = True
+            for dev, i in route.limits:
+                lists = per_device.get(dev)
+                if lists is None:
+                    lists = per_device[dev] = ([], [], [])
+                idx, vals, good = lists
                 idx.append(i)
-                vals.append(float(number) if number is not None else float("nan"))
-                good.append(q != "bad")
-            for alarm in self._value_rules.get(point, ()):
-                events += alarm.update(ts_s, number, q)
+                vals.append(nan if number is None else number)
+                good.append(quality != "bad")
+            for alarm in route.rules:
+                events += alarm.update(ts_s, number, quality)
         for dev, (idx, vals, good) in per_device.items():
             events += self._bulk[dev].update(ts_s, np.array(vals), np.array(good), index=np.array(idx))
-        if self._interlocks and any(p in self._watched for p in samples):
+        if watched_changed:
             events += self._apply_interlocks(ts_s)
         return self._filter(events)
 
@@ -316,6 +346,20 @@ class AlarmEngine:
                 for i, a in enumerate(lst):
                     if a is old:
                         lst[i] = new  # type: ignore[call-overload]
+        self._build_routes()
+
+    def _build_routes(self) -> None:
+        points = {*self._limit_pos, *self._value_rules, *self._references, *self._watched}
+        self._routes = {
+            p: _Route(
+                point=p,
+                limits=tuple(self._limit_pos.get(p, ())),
+                rules=tuple(self._value_rules.get(p, ())),
+                references=tuple(self._references.get(p, ())),
+                watched=p in self._watched,
+            )
+            for p in points
+        }
 
     def _apply_interlocks(self, ts_s: float) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []

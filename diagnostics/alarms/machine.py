@@ -237,11 +237,15 @@ class AlarmMachine:
 
         Raises ``ValueError`` when the alarm is not active (nothing to acknowledge).
         """
-        if self._active is None:
-            raise ValueError(f"alarm {self.identity.rule_id} is not active; there is nothing to acknowledge")
+        if self._published is None:
+            hidden = " (it is shelved)" if self._active is not None else ""
+            raise ValueError(
+                f"alarm {self.identity.rule_id} is not active{hidden}; there is nothing to acknowledge"
+            )
         self._acked = True
         self._acked_by = by
-        return self._event("updated", self._active, ts_s, {"acked_by": by, "acked_ts": ts_s})
+        # the level the outside world sees (while shelved it may differ from the tracked one)
+        return self._event("updated", self._published, ts_s, {"acked_by": by, "acked_ts": ts_s})
 
     def shelve(self, now_s: float, duration_s: float, by: str) -> None:
         """Shelve for ``duration_s`` seconds (0 < duration <= 30 days): no events until it ends."""
@@ -266,6 +270,11 @@ class AlarmMachine:
     def active_level(self) -> Level | None:
         """The level announced (or, while shelved, that would be announced); ``None`` when normal."""
         return self._active
+
+    @property
+    def published_level(self) -> Level | None:
+        """The level the outside world last heard of (differs from :attr:`active_level` only while shelved)."""
+        return self._published
 
     @property
     def last_value(self) -> float | None:

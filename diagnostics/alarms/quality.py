@@ -102,12 +102,13 @@ class StaleAlarm(RuleAlarm):
             return []
         events = self.machine.step_time(now_s)
         if self._good_since_tick:
-            seen = self._last_good_ts if self._last_good_ts is not None else now_s
-            if self._prev_tick is not None:
-                seen = max(seen, self._prev_tick)  # it arrived after the previous tick
-            elif seen < now_s - self.rule.stale_after_s:
-                seen = now_s  # first tick: a time that old means the sample clock is not ours
-            self._tick_ref = min(now_s, seen)
+            # The good sample arrived after the previous tick. Its own timestamp is used when it fits
+            # that (the clocks agree); otherwise this tick's time, which can only make the age
+            # shorter: a clock mismatch delays stale detection by at most one tick, never fakes it.
+            lower = self._prev_tick if self._prev_tick is not None else now_s - self.rule.stale_after_s
+            last = self._last_good_ts
+            fits = last is not None and (lower < last <= now_s or (self._prev_tick is None and last == lower))
+            self._tick_ref = last if fits and last is not None else now_s
             self._good_since_tick = False
         elif self._tick_ref is None:
             self._tick_ref = now_s

@@ -139,7 +139,8 @@ class OpcUaDriver:
 
     async def subscribe(self, sink: ReadingSink) -> None:
         """Deliver the ``subscribe`` points' data changes to ``sink`` (one call per Publish response)
-        until :meth:`close`; keeps the subscription alive across reconnects."""
+        until :meth:`close`; keeps the subscription alive across reconnects. ``sink`` runs on the event
+        loop inside asyncua's publish loop: keep it quick (hand the batch on, don't process it there)."""
         self._sink = sink
         if not self._sub_points:
             return
@@ -172,7 +173,9 @@ class OpcUaDriver:
     async def _open(self) -> None:
         """Connect a fresh asyncua client; on success it becomes ``self._client``."""
         spec = self.spec
-        client = Client(spec.endpoint, timeout=spec.timeout_s, watchdog_intervall=min(spec.keepalive_s, 2.0))
+        # asyncua probes the server every watchdog interval and gives the probe as long to answer: tying
+        # both to the request timeout keeps a busy event loop from being mistaken for a dead link.
+        client = Client(spec.endpoint, timeout=spec.timeout_s, watchdog_intervall=spec.timeout_s)
         client.application_uri = spec.application_uri
         client.name = client.description = f"edge-agent {spec.name}"
         client.connection_lost_callback = self._on_connection_lost
@@ -415,7 +418,8 @@ class OpcUaDriver:
 
     # ------------------------------------------------------------------ subscription
     async def _create_subscription(self, client: Client) -> None:
-        """One subscription for all ``subscribe`` points, monitored items created in one call."""
+        """One subscription for all ``subscribe`` points; monitored items created in one call (or as few
+        as MaxMonitoredItemsPerCall allows). Points that cannot be monitored go to the sink as BAD."""
         spec = self.spec
         publishing_ms = max(1000.0 * min(p.sampling_interval_s for p in self._sub_points), MIN_PUBLISHING_MS)
         keepalive_count = max(1, math.ceil(1000.0 * spec.keepalive_s / publishing_ms))

@@ -42,11 +42,11 @@ def parse_browse_path(text: str) -> list[tuple[int, str]]:
     ``"Objects/2:Motor/2:Speed"`` → ``[(0, "Objects"), (2, "Motor"), (2, "Speed")]``; a leading ``/`` is
     allowed, an element without ``<ns>:`` is in namespace 0. Raises ValueError naming the bad element.
     """
-    elements = [e for e in text.strip().strip("/").split("/")]
-    if not text.strip().strip("/"):
+    body = text.strip().strip("/")
+    if not body:
         raise ValueError(f"browse path {text!r} is empty; write it like Objects/2:Motor/2:Speed")
     out: list[tuple[int, str]] = []
-    for element in elements:
+    for element in body.split("/"):
         match = _BROWSE_ELEMENT.match(element.strip())
         if match is None:
             raise ValueError(f"browse path {text!r}: element {element!r} is not <ns>:<name> or <name>; "

@@ -1,6 +1,10 @@
 """The agent's configuration: pydantic models of the YAML file, a loader that reports every error with file
 and line, a text summary and the JSON Schema.
 
+Sections: agent, mqtt, buffer, devices (raw telemetry per device), assets (machine, bearings, maintenance),
+rules (a union on ``kind``: threshold, rate, deviation, stale, bad_quality, iso_zone, fault, trend), alarms,
+summaries, remote (see ``LOCAL_ONLY_FIELDS``) and service. ``config/full-example.yaml`` shows every field.
+
     from edge_agent.config import load_config
     cfg = load_config("config/example.yaml")      # raises edge_agent.errors.ConfigError(errors=[...])
 """

@@ -66,7 +66,9 @@ class MaintenanceConfig(ConfigModel):
         default=None, gt=0, description="Current (A) above which it runs."
     )
     hysteresis: float = Field(
-        default=0.0, ge=0, description="Band below the threshold (point unit) before it counts as stopped."
+        default=0.0,
+        ge=0,
+        description="Band around the threshold (point unit): runs from threshold + half, stops below - half.",
     )
     max_gap: Annotated[Duration, Field(gt=0)] = Field(
         default=300.0, description="A gap in the data longer than this is not counted as run time."

@@ -243,7 +243,7 @@ class ModbusPoint(ConfigModel):
             classic = parse_classic_address(address)
             if classic is not None and data.get("table") in (None, classic[0]):
                 data["table"], data["address"] = classic
-        if "type" not in data and data.get("table") in BIT_TABLES:
+        if "type" not in data and isinstance(data.get("table"), str) and data["table"] in BIT_TABLES:
             data["type"] = "bool"
         return data
 

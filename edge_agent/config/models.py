@@ -17,14 +17,16 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from diagnostics.expr import parse_expression
 from edge_agent.config._base import ConfigModel, Name, PasswordSource, issues_error
 from edge_agent.config.alarms import AlarmsConfig
 from edge_agent.config.assets import Asset
+from edge_agent.config.interlocks import short_names
 from edge_agent.config.modbus import ModbusPoint, ModbusRtuDevice, ModbusRtuOverTcpDevice, ModbusTcpDevice
 from edge_agent.config.opcua import OpcuaDevice, OpcuaPoint
 from edge_agent.config.references import MAINTENANCE_REFS, RULE_REFS, reference_issues
 from edge_agent.config.remote import RemoteConfig
-from edge_agent.config.rules import RULE_MODELS, Rule
+from edge_agent.config.rules import RULE_MODELS, AnyRule, Rule
 from edge_agent.config.service import ServiceConfig
 from edge_agent.config.units import ByteSize, Duration
 
@@ -295,6 +297,29 @@ class AgentConfig(ConfigModel):
             for point in device.points:
                 index[f"{device.name}/{point.name}"] = (device, point)
         return index
+
+    def assets_of(self, ref: str) -> list[Asset]:
+        """The assets that list the point ``ref`` (``device/point``), in config order."""
+        return [asset for asset in self.assets if ref in asset.points]
+
+    def when_bindings(self, rule: AnyRule) -> dict[str, str]:
+        """Map every name in ``rule.when`` to the ``device/point`` it stands for; empty without ``when``.
+
+        Short names resolve within the rule's asset (the assets of its point, or its ``asset``); validation
+        has already refused unknown and ambiguous names.
+        """
+        text = getattr(rule, "when", None)
+        if text is None:
+            return {}
+        asset_name = getattr(rule, "asset", None)
+        point = getattr(rule, "point", None)
+        owners = (
+            [a for a in self.assets if a.name == asset_name] if asset_name else self.assets_of(point or "")
+        )
+        scope = short_names([ref for owner in owners for ref in owner.points])
+        return {
+            name: name if "/" in name else scope[name][0] for name in sorted(parse_expression(text).names)
+        }
 
     def device(self, name: str) -> Device:
         """The device called ``name``; ``KeyError`` naming the known devices when there is none."""

@@ -44,7 +44,7 @@ REMOTE_COMMANDS: tuple[str, ...] = (
 )
 COMMAND_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 _COMMAND_NAME_RE = re.compile(COMMAND_NAME_PATTERN)
-MAX_PAYLOAD_LIMIT_B = 16_000_000
+MAX_PAYLOAD_LIMIT_B = 16_000_000  # 16MB
 
 
 def _check_command(value: str) -> str:
@@ -57,6 +57,17 @@ def _check_command(value: str) -> str:
         "unknown command {value}{hint}; known: {known}",
         {"value": repr(value), "hint": hint, "known": ", ".join(REMOTE_COMMANDS)},
     )
+
+
+def _check_payload_limit(size_b: int) -> int:
+    if size_b > MAX_PAYLOAD_LIMIT_B:
+        raise PydanticCustomError(
+            "max_payload",
+            "max_payload of {size} bytes is above the limit of 16MB: a config is a few kB and a command "
+            "reply a few hundred kB; use e.g. 256kB",
+            {"size": size_b},
+        )
+    return size_b
 
 
 CommandName = Annotated[str, AfterValidator(_check_command), Field(pattern=COMMAND_NAME_PATTERN)]
@@ -73,7 +84,7 @@ class RemoteConfig(ConfigModel):
     public_key_file: Path | None = Field(
         default=None, description="Ed25519 public key (PEM) that signs configs (local-only setting)."
     )
-    max_payload: Annotated[ByteSize, Field(gt=0, le=MAX_PAYLOAD_LIMIT_B)] = Field(
+    max_payload: Annotated[ByteSize, Field(gt=0), AfterValidator(_check_payload_limit)] = Field(
         default=256_000, description="Largest config or command payload accepted (e.g. 256kB)."
     )
     confirm_window: Annotated[Duration, Field(ge=0)] = Field(

@@ -73,6 +73,13 @@ class InterlockedRule(RuleBase):
         description="Least time between two 'updated' events of one alarm (default: alarms.update_interval).",
     )
 
+    def update_interval_s(self, default_s: float) -> float:
+        """Least seconds between two 'updated' events: ``min_update_interval``, else ``default_s``.
+
+        Pass ``cfg.alarms.update_interval`` as ``default_s``.
+        """
+        return self.min_update_interval if self.min_update_interval is not None else default_s
+
 
 def limit_order_issues(limits: dict[str, float | None]) -> list[Issue]:
     """Issues when the given limits break the order high_high >= high > low >= low_low (absent ones skip)."""

@@ -16,6 +16,9 @@ from edge_agent.config.rules_common import (
 )
 from edge_agent.config.units import Duration
 
+TrendFeature = Literal["velocity_rms", "rms", "peak", "peak_to_peak", "crest_factor", "kurtosis"]
+DEFAULT_TREND_FEATURE = "velocity_rms"
+
 
 class ThresholdRule(InterlockedRule):
     """Raise an alert while a point is beyond a limit (after on_delay); clear it past the deadband."""
@@ -131,11 +134,16 @@ class DeviationRule(InterlockedRule):
 class TrendRule(RuleBase):
     """Warn (``predicted``) when a point's robust trend is forecast to reach ``limit`` within ``horizon``.
 
-    A waveform point is trended through its velocity RMS (mm/s).
+    A waveform point is trended through one feature of each capture: ``velocity_rms`` (mm/s, the default),
+    ``rms``, ``peak`` or ``peak_to_peak`` (acceleration, the point's unit, e.g. g), ``crest_factor`` or
+    ``kurtosis`` (dimensionless).
     """
 
     kind: Literal["trend"]
     point: PointRef = Field(description="Point to trend (a waveform point trends its velocity RMS, mm/s).")
+    feature: TrendFeature | None = Field(
+        default=None, description="Feature of a waveform point to trend (default velocity_rms, mm/s)."
+    )
     limit: float = Field(
         description="Level whose crossing is forecast (engineering units; mm/s for waveforms)."
     )
@@ -150,3 +158,7 @@ class TrendRule(RuleBase):
     )
     min_samples: int = Field(default=10, ge=3, description="Samples (buckets) needed before forecasting.")
     severity: Severity = "warning"
+
+    def feature_of(self, point_kind: str) -> str | None:
+        """The feature trended for a point of ``point_kind``: None for a value point (its value)."""
+        return (self.feature or DEFAULT_TREND_FEATURE) if point_kind == "waveform" else None

@@ -9,7 +9,9 @@ fsyncs the WAL only at checkpoints, so a power cut can roll back the last transa
 success (the database stays consistent, but committed records vanish). With ``FULL`` the WAL is fsynced at
 every commit, so a record whose ``put`` returned survives a power cut. The cost, one fsync per commit, is
 paid once per *group* of records: every ``put`` waiting while a commit is in progress joins the next
-transaction (group commit).
+transaction (group commit). Transactions that only delete (acks, evictions) skip their own fsync
+(``synchronous=NORMAL`` for that commit): a power cut can only bring such records back, which at-least-once
+delivery allows, and the next record-inserting commit makes the deletions durable too.
 
 Threading: one writer thread owns the SQLite connection and does all reads and writes, so the event loop
 never waits on the disk; callers get their results through futures resolved with
@@ -86,6 +88,12 @@ def _resolve(future: asyncio.Future[Any], result: object = None, error: BaseExce
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _resolve_all(outcomes: Sequence[tuple[asyncio.Future[Any], object]]) -> None:
+    for future, result in outcomes:
+        if not future.done():
+            future.set_result(result)
 
 
 def validate_record(topic: str, payload: bytes, priority: Priority | int, qos: int, retain: bool,
@@ -370,13 +378,16 @@ class Outbox:
             self._publish_snapshot()
             return
         self._publish_snapshot()  # before resolving, so a caller's stats() after its await sees its write
+        outcomes: list[tuple[asyncio.Future[Any], object]] = []
         pos = 0
         for job in jobs:
             if job.kind == "put":
-                self._post(job.future, result.ids[pos:pos + len(job.records)])
+                outcomes.append((job.future, result.ids[pos:pos + len(job.records)]))
                 pos += len(job.records)
             else:
-                self._post(job.future)
+                outcomes.append((job.future, None))
+        with contextlib.suppress(RuntimeError):  # one loop wake-up for the whole group, not one per caller
+            self._loop.call_soon_threadsafe(_resolve_all, outcomes)
         self._log_evictions(result.evicted)
 
     def _write(self, new: Sequence[NewRecord], ack_ids: Sequence[int]) -> WriteResult:

@@ -68,11 +68,15 @@ class FileConfigApplier:
     async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
         """Validate, apply live through ``on_change``, persist; see the module docstring for failure paths."""
         new_hash = config_hash(text)
-        try:
-            new_config = self._validate(text, source)
+        try:  # validation of a large config is CPU work: keep the event loop free meanwhile
+            new_config = await asyncio.to_thread(self._validate, text, source)
         except ConfigError as exc:
             return ApplyOutcome("rejected", new_hash, list(exc.errors),
                                 message="invalid config; nothing changed")
+        except Exception as exc:  # a loader bug must not look like an accepted config, nor crash the caller
+            log.exception("config validation raised instead of reporting")
+            return ApplyOutcome("rejected", new_hash, [f"{source}: cannot validate: {type(exc).__name__}: {exc}"],
+                                message="the config could not be validated; nothing changed")
         if new_hash == config_hash(self._text):
             return ApplyOutcome("accepted", new_hash,
                                 message="identical to the running config; nothing restarted")
@@ -106,6 +110,9 @@ class FileConfigApplier:
 
     def _persist(self, text: str, source: str, by: str, version: int | None) -> None:
         write_active_config(self.config_path, text)
+        latest = self.history.latest()
+        if source == "rollback" and latest is not None:
+            self.history.mark(latest, "rolled_back")  # the config being undone
         self.history.record(text, version=version, label="", by=by, source=source)
 
 

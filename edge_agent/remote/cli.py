@@ -69,8 +69,8 @@ def _common_options(parser: argparse.ArgumentParser, *, leaf: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Parser of ``edge-agent remote``; options may come before or after the sub-command."""
-    description = __doc__.splitlines()[0] if __doc__ else ""
-    parser = argparse.ArgumentParser(prog="edge-agent remote", description=description)
+    parser = argparse.ArgumentParser(prog="edge-agent remote", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_options(parser, leaf=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -236,7 +236,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'AGENT':<20} {'STATE':<8} {'VERSION':<10} {'CONFIG':<17} PREFIX")
     for prefix, status in seen:
-        state = status.get("state") or status.get("status") or ("online" if status.get("online") else "?")
+        state = (status.get("state") or status.get("status") or status.get("raw")
+                 or ("online" if status.get("online") else "?"))
         print(f"{status.get('agent', prefix.rsplit('/', 1)[-1])!s:<20} {state!s:<8} "
               f"{status.get('version', '')!s:<10} {status.get('config_hash', '')!s:<17} {prefix}")
     return EXIT_OK
@@ -321,7 +322,10 @@ def cmd_config_push(args: argparse.Namespace) -> int:
             if not args.json:
                 message = final["result"].get("message", "confirming")
                 print(f"{ref.agent_id}: {message} …", flush=True)
-            final = _next_reply(session, correlation, {correlation.hex(), envelope.nonce}, args.timeout)
+            # The agent answers again when its confirm window ends: wait at least that long.
+            window_s = float(final.get("confirm_window_s") or 0.0)
+            final = _next_reply(session, correlation, {correlation.hex(), envelope.nonce},
+                                max(args.timeout, window_s + 30.0))
     if final is None:
         got = "no final result" if reply is not None else "no answer"
         ident = config_hash(body) if kind == "set" else "-"

@@ -55,8 +55,8 @@ class ConfigHistory:
     """The last ``keep`` applied configs on disk, newest last."""
 
     def __init__(self, data_dir: Path | str, keep: int = 10) -> None:
-        if keep < 2:
-            raise ValueError(f"{keep=} must be at least 2 so there is always a config to roll back to")
+        if keep < 1:
+            raise ValueError(f"{keep=} must be at least 1 (the running config)")
         self.directory = Path(data_dir) / "config-history"
         self.keep = keep
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -64,4 +67,11 @@ def make_client(client_id: str, options: BrokerOptions, *, mqtt5: bool = True) -
                        cert_reqs=ssl.CERT_REQUIRED)
     if options.username is not None:
         client.username_pw_set(options.username, options.password)
+    client.on_socket_open = _no_delay
     return client
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Disable Nagle: small request/response packets otherwise wait on delayed ACKs (~40 ms each)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 AttemptResult = Literal["accepted", "confirming", "rejected", "rolled_back"]
 AttemptKind = Literal["set", "patch", "local", "rollback"]
 _COMMAND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_SECRET_LINE = re.compile(r"^(\s*[\w-]*(?:password|secret|token)[\w-]*\s*:\s*)(?!\s*$)(.+)$",
-                          re.IGNORECASE | re.MULTILINE)
+# A value under a secret-looking key (password_file / password_env name where to find it: not secret).
+_SECRET_LINE = re.compile(r"^(\s*-?\s*[\"']?(?:password|passwd|secret|token|api[_-]?key|private_key)[\"']?\s*:[ \t]*)"
+                          r"(?=\S)(.+)$", re.IGNORECASE | re.MULTILINE)
 STATE_SCHEMA_VERSION = 1
 
 
@@ -92,6 +93,30 @@ class RemoteSettings:
     max_concurrent_commands: int = 4
     max_pending_messages: int = 64
     state_retry_s: float = 5.0
+    commands_enabled: frozenset[str] | None = None  # None: every command; ping is always answered
+
+    @classmethod
+    def from_config(cls, remote: Any, data_dir: Path | str) -> RemoteSettings:
+        """Settings from the config's ``remote:`` section (``edge_agent.config.RemoteConfig``).
+
+        ``max_payload`` bounds config pushes (commands get at most 16 kB of it), ``confirm_window`` is
+        the commit-confirm window in seconds, ``command_rate`` is per minute (burst: a tenth of a minute's
+        budget, at least 3), and the replay state lives in ``data_dir/remote-replay.json``.
+        """
+        rate = float(remote.command_rate)
+        enabled = remote.commands_enabled
+        return cls(
+            require_signature=bool(remote.require_signature),
+            public_key_file=Path(remote.public_key_file) if remote.public_key_file else None,
+            replay_state_file=Path(data_dir) / "remote-replay.json",
+            config_limits=PayloadLimits(max_bytes=int(remote.max_payload)),
+            command_limits=PayloadLimits(max_bytes=min(int(remote.max_payload), 16 * 1024), max_depth=16,
+                                         max_nodes=10_000),
+            command_rate_per_min=rate,
+            command_burst=max(3, int(rate / 10)),
+            confirm_window_s=float(remote.confirm_window),
+            commands_enabled=frozenset(enabled) if enabled is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -283,13 +308,8 @@ class RemoteService:
             if signed_by:
                 by = f"{by} (key {signed_by})"
             active_data = self._applier.active_data()
-            if kind == "patch":
-                patch = parse_json_object(body, limits, "merge patch")
-                new_data = merge_patch(active_data, patch)
-                new_text = yaml.safe_dump(new_data, sort_keys=False, allow_unicode=True, width=100)
-            else:
-                new_data = load_yaml_mapping(body, limits, f"config/{kind}")
-                new_text = body
+            # Parsing up to max_bytes of YAML takes long enough to stall the loop: do it in a thread.
+            new_data, new_text = await asyncio.to_thread(_candidate, kind, body, active_data, limits)
             new_hash = config_hash(new_text)
             check_local_only(active_data, new_data)
             if push is not None and signed_by and self._replay is not None:
@@ -297,13 +317,21 @@ class RemoteService:
         except RemoteError as exc:
             return Attempt(request_id or new_hash, kind, "rejected", new_hash, _now_ms(), by, version, label,
                            errors=[f"{exc.code}: {exc}"], message=str(exc)), None
+        except (ValueError, TypeError, RecursionError, MemoryError) as exc:  # a parser corner not yet mapped
+            log.warning("remote: config/%s payload broke a parser: %r", kind, exc)
+            message = f"the payload could not be read ({type(exc).__name__}: {exc})"
+            return Attempt(request_id or new_hash, kind, "rejected", new_hash, _now_ms(), by, version, label,
+                           errors=[f"bad_payload: {message}"], message=message), None
         previous_text, previous_active = self._applier.active_text(), self.active
-        outcome = await self._apply(new_text, f"config/{kind}", by, version)
+        # Loader errors name this source; a patch's line numbers refer to the patched (merged) config.
+        source = "config/set" if kind == "set" else "config/patch (merged)"
+        outcome = await self._apply(new_text, source, by, version)
         attempt = self._attempt_from(outcome, request_id, kind, by, version, label)
         if outcome.result != "accepted":
             return attempt, None
         self.active = ActiveConfig(outcome.hash, version, label, attempt.at_ms, by, f"remote config/{kind}")
-        if self._health is None or self.settings.confirm_window_s <= 0:
+        unchanged = outcome.hash == config_hash(previous_text)
+        if self._health is None or self.settings.confirm_window_s <= 0 or unchanged:
             return attempt, None
         confirming = replace(attempt, result="confirming",
                              message=f"applied; confirming health for {self.settings.confirm_window_s:g} s")
@@ -408,7 +436,8 @@ class RemoteService:
         await self._record({**asdict(attempt), "kind": f"config/{attempt.kind}"})
         if msg is not None:
             body: dict[str, Any] = {"ok": attempt.result in ("accepted", "confirming"),
-                                    "result": asdict(attempt), "active": asdict(self.active)}
+                                    "result": asdict(attempt), "active": asdict(self.active),
+                                    "confirm_window_s": self.settings.confirm_window_s}
             await self._reply(msg, self.config_result_topic, body)
 
     def status_summary(self) -> dict[str, Any]:
@@ -470,6 +499,10 @@ class RemoteService:
             fallback_id = args.pop("request_id", "")
             request_id = request_id or (fallback_id if isinstance(fallback_id, str) else "")
             handler = self._commands.get(name)
+            allowed = self.settings.commands_enabled
+            if handler is not None and allowed is not None and name != "ping" and name not in allowed:
+                raise RemoteError(f"command {name!r} is disabled on this agent (remote.commands_enabled: "
+                                  f"{', '.join(sorted(allowed)) or 'none'})", code="disabled")
             if handler is None:
                 raise RemoteError(f"unknown command {name!r}; available: {', '.join(sorted(self._commands))}",
                                   code="unknown_command")
@@ -543,8 +576,24 @@ class RemoteService:
 
     async def _cmd_config(self, args: dict[str, Any]) -> dict[str, Any]:
         """The running config text (secret-looking values masked) and the config state."""
-        text = _SECRET_LINE.sub(lambda m: f"{m.group(1)}***", self._applier.active_text())
+        text = mask_secret_lines(self._applier.active_text())
         return {"text": text, "state": self.state()}
+
+
+def _candidate(kind: str, body: str, active_data: dict[str, Any],
+               limits: PayloadLimits) -> tuple[dict[str, Any], str]:
+    """The proposed config as data and as YAML text: ``body`` itself, or the patched running config."""
+    if kind == "patch":
+        patched = merge_patch(active_data, parse_json_object(body, limits, "merge patch"))
+        if not isinstance(patched, dict):
+            raise RemoteError("the merge patch must be a JSON object", code="bad_payload")
+        return patched, yaml.safe_dump(patched, sort_keys=False, allow_unicode=True, width=100)
+    return load_yaml_mapping(body, limits, f"config/{kind}"), body
+
+
+def mask_secret_lines(yaml_text: str) -> str:
+    """``yaml_text`` with the value of every ``password:``/``secret:``/``token:``/``api_key:`` line masked."""
+    return _SECRET_LINE.sub(lambda m: f"{m.group(1)}***", yaml_text)
 
 
 def _json_safe(value: Any) -> bool:

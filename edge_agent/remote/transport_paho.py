@@ -40,7 +40,8 @@ class PahoTransport:
         self._keepalive_s = keepalive_s
         self._publish_timeout_s = publish_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Touched only on the event loop thread: paho's callbacks hop over with call_soon_threadsafe.
+        # PUBACK/SUBACK waiters by message id (paho numbers both from one counter). Touched only on the
+        # event loop thread: paho's callbacks hop over with call_soon_threadsafe.
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._subscriptions: list[tuple[str, MessageHandler]] = []
         self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue(maxsize=queue_size)
@@ -51,6 +52,7 @@ class PahoTransport:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
+        self._client.on_subscribe = self._on_subscribe
 
     @property
     def connected(self) -> bool:
@@ -98,8 +100,21 @@ class PahoTransport:
     async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler`` (QoS 1, renewed on reconnect)."""
         self._subscriptions.append((topic_filter, handler))
-        if self.connected:
-            self._client.subscribe(topic_filter, qos=1)
+        if not self.connected:
+            return  # subscribed by _on_connect when the session comes up
+        rc, mid = self._client.subscribe(topic_filter, qos=1)
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+            return  # not connected after all: _on_connect subscribes on the next session
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[mid] = future  # the SUBACK callback hops over after this line (no await before it)
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await future
+        except TimeoutError:
+            raise PublishError(f"no SUBACK for {topic_filter} within {self._publish_timeout_s:g} s") from None
+        finally:
+            if self._pending.get(mid) is future:
+                del self._pending[mid]
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                       properties: Mapping[str, Any] | None = None) -> None:
@@ -149,6 +164,12 @@ class PahoTransport:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Any) -> None:
         error = PublishError(f"broker refused the publish: {reason}") if reason.is_failure else None
+        self._call(self._acked, mid, error)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+                      properties: Any) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        error = PublishError(f"broker refused the subscription: {', '.join(failed)}") if failed else None
         self._call(self._acked, mid, error)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:

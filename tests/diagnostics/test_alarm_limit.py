@@ -324,6 +324,21 @@ def test_acknowledge_sets_flag_and_escalation_resets_it() -> None:
     assert again.state == "raised" and not again.acked  # a new episode needs a new ack
 
 
+def test_acknowledge_while_shelved_speaks_of_what_the_outside_sees() -> None:
+    alarm = LimitAlarm(LimitRule(**TEMP, high=80, high_high=95))  # type: ignore[arg-type]
+    alarm.update(0, 70)
+    alarm.shelve(0, 60, by="op1")
+    alarm.update(1, 99)  # raised while shelved: the outside does not know
+    with pytest.raises(ValueError, match="is not active \\(it is shelved\\)"):
+        alarm.acknowledge("op1", 2)
+    alarm.unshelve(3)
+    alarm.shelve(4, 60, by="op1")
+    alarm.update(5, 85)  # de-escalated while shelved
+    ack = alarm.acknowledge("op1", 6)
+    assert ack.level == "high_high"  # the outside still sees high-high until the shelve ends
+    assert [(e.state, e.level, e.acked) for e in alarm.unshelve(7)] == [("updated", "high", True)]
+
+
 def test_interlock_suppresses_and_reenables() -> None:
     alarm = LimitAlarm(LimitRule(**TEMP, high=80))  # type: ignore[arg-type]
     alarm.update(0, 90)

@@ -72,9 +72,9 @@ def test_outside_view_is_consistent_under_shelve_ack_and_restart(timing: Timing,
         elif op.kind == "unshelve":
             events = m.unshelve(t)
         elif op.kind == "ack":
-            if m.active_level is not None:
+            if m.published_level is not None:
                 ack = m.acknowledge("op", t)
-                assert ack.acked and m.snapshot().acked
+                assert ack.acked and m.snapshot().acked and ack.level == seen
         else:  # agent restart: the state goes through JSON into a new machine
             restored = new_machine(timing)
             restored.load_dict(json.loads(json.dumps(m.to_dict())))
@@ -114,7 +114,7 @@ def test_restore_continues_exactly(timing: Timing, before: list[Op], after: list
                 m.shelve(t, float(op.arg), "op")  # type: ignore[arg-type]
             elif op.kind == "unshelve":
                 out += m.unshelve(t)
-            elif op.kind == "ack" and m.active_level is not None:
+            elif op.kind == "ack" and m.published_level is not None:
                 out.append(m.acknowledge("op", t))
         return out
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diagnostics.alarms import (
     AlarmEvent,
@@ -178,7 +181,8 @@ def test_stale_before_any_reading_counts_from_first_tick_and_round_trips() -> No
 def test_stale_tick_does_not_reject_slightly_earlier_samples() -> None:
     alarm = StaleAlarm(StaleRule("s", "p", interval_s=1, missed_intervals=3))
     alarm.update(0, 1.0)
-    alarm.tick(5)  # raised by the agent's clock
+    for t in range(1, 6):
+        alarm.tick(t)  # raised by the agent's clock at 3
     # a reading stamped by the device a bit earlier than the tick still counts
     assert [e.state for e in alarm.update(4.9, 1.0)] == ["cleared"]
 
@@ -296,3 +300,28 @@ def test_stale_with_a_device_clock_running_ahead_still_detects_the_stop() -> Non
     for t in range(20, 30):
         events += alarm.tick(t + 0.5)
     assert states(events) == [(24.5, "raised", "stale")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.1, 5.0), st.floats(-1e3, 1e3, allow_nan=False)),
+        min_size=3,
+        max_size=200,
+    )
+)
+def test_running_rate_equals_a_least_squares_fit_of_the_window(steps: list[tuple[float, float]]) -> None:
+    alarm = RateAlarm(RateRule("r", "p", window_s=20, unit="u", per="s", max_rise=1e9, min_samples=3))
+    t = 1_800_000_000.0
+    for dt, v in steps:
+        t += dt
+        alarm.update(t, v)
+    window = list(alarm._window)
+    got = alarm.rate()
+    if len(window) < 3 or window[-1][0] - window[0][0] < 10:
+        assert got is None
+        return
+    ts = np.array([w[0] for w in window]) - window[0][0]
+    vs = np.array([w[1] for w in window])
+    want = np.polyfit(ts, vs, 1)[0]
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-6 * (1 + float(np.abs(vs).max())))

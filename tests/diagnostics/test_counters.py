@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diagnostics.counters import CounterConfig, MaintenanceCounters, ServiceInterval
 
@@ -138,3 +140,26 @@ def test_service_interval_validation(kw: dict[str, object], fragment: str) -> No
     with pytest.raises(ValueError) as err:
         ServiceInterval(**kw)  # type: ignore[arg-type]
     assert fragment in str(err.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1.0, 30.0, 400.0]), st.sampled_from([True, False, None])), max_size=80))
+def test_counters_match_a_reference_model(steps: list[tuple[float, bool | None]]) -> None:
+    c = MaintenanceCounters(CounterConfig("a", max_gap_s=300))
+    t = 0.0
+    run_s = 0.0
+    starts = 0
+    state: bool | None = None
+    last_known: bool | None = None
+    for dt, running in steps:
+        t += dt
+        if state:
+            run_s += min(dt, 300.0)
+        if running is not None:
+            if running and last_known is False:
+                starts += 1
+            last_known = running
+        state = running
+        c.update_running(t, running)
+    assert c.starts == starts
+    assert c.run_hours == pytest.approx(run_s / 3600, abs=1e-9)

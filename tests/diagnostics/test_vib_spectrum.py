@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diagnostics.features import time_features
 from diagnostics.iso20816 import ISO20816_3_BOUNDARIES_MM_S, ZoneLimits, iso20816_3_limits, iso_zone
@@ -109,7 +111,7 @@ def test_velocity_band_excludes_out_of_band_lines() -> None:
     x = sine(5.0, 1.0) + sine(2000.0, 5.0)  # both outside 10–1000 Hz
     assert velocity_from_acceleration(x, FS).rms_mm_s < 0.05 * 9806.65 / (2 * math.pi * 5.0)
     with pytest.raises(ValueError, match="units"):
-        velocity_from_acceleration(x, FS, units="mm/s")
+        velocity_from_acceleration(x, FS, units="in/s")
     with pytest.raises(ValueError, match="band_hz"):
         velocity_from_acceleration(x, FS, band_hz=(100.0, 10.0))
 
@@ -165,3 +167,34 @@ def test_iso_band_follows_machine_speed() -> None:
     assert slow.velocity_band_hz == (2.0, 1000.0)
     assert slow.velocity_rms_mm_s == pytest.approx(expected, rel=0.02)
     assert analyze_waveform(x, FS, speed_hz=25.0).velocity_rms_mm_s < 0.05 * expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    amp=st.floats(min_value=1e-3, max_value=100.0),
+    freq_hz=st.floats(min_value=20.0, max_value=5000.0),
+    phase=st.floats(min_value=0.0, max_value=2 * math.pi),
+)
+def test_flattop_amplitude_for_any_sine(amp: float, freq_hz: float, phase: float) -> None:
+    spec = amplitude_spectrum(sine(freq_hz, amp, phase=phase), FS, window_name="flattop")
+    k = int(np.argmax(spec.amplitude))
+    assert spec.amplitude[k] == pytest.approx(amp, rel=0.01)
+    assert abs(spec.freqs_hz[k] - freq_hz) <= 2 * FS / N
+
+
+@settings(max_examples=40, deadline=None)
+@given(amp=st.floats(min_value=0.01, max_value=50.0), freq_hz=st.floats(min_value=15.0, max_value=900.0))
+def test_velocity_rms_for_any_in_band_sine(amp: float, freq_hz: float) -> None:
+    expected = amp * STANDARD_GRAVITY_M_S2 / (2 * math.pi * freq_hz) / math.sqrt(2) * 1000
+    assert velocity_from_acceleration(sine(freq_hz, amp), FS).rms_mm_s == pytest.approx(expected, rel=0.015)
+
+
+def test_velocity_sensor_input_is_band_limited_not_integrated() -> None:
+    from diagnostics.vibration import analyze_waveform
+
+    v = sine(80.0, 10.0) + sine(3.0, 50.0)  # 10 mm/s peak at 80 Hz, plus 3 Hz drift outside the band
+    res = analyze_waveform(v, FS, units="mm/s")
+    assert res.velocity_rms_mm_s == pytest.approx(10.0 / math.sqrt(2), rel=0.01)
+    assert res.units == "mm/s"
+    with pytest.raises(ValueError, match="velocity sensor"):
+        analyze_waveform(v, FS, units="in/s")

@@ -25,7 +25,7 @@ from diagnostics.alarms import (
 from diagnostics.alarms.interlock import Interlock
 from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
 from diagnostics.counters import CounterConfig, MaintenanceCounters, ServiceInterval
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, rule_id
 from edge_agent.config import rules as cfg_rules
 from edge_agent.config.rules_common import RuleBase
 
@@ -57,11 +57,6 @@ class BuiltRules:
                 if id(alarm) not in seen:
                     seen.add(id(alarm))
                     yield alarm
-
-
-def rule_id(rule: RuleBase, subject: str, kind: str) -> str:
-    """The stable id of a configured rule."""
-    return rule.name or f"{subject}:{kind}"
 
 
 def _point_rule_id(rule: RuleBase, point: str, kind: str) -> str:
@@ -103,7 +98,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
         made: list[RuleAlarm] = []
         if isinstance(rule, cfg_rules.ThresholdRule):
             alarm: RuleAlarm = LimitAlarm(LimitRule(
-                rule_id=rule_id(rule, rule.point, "limit"), point=rule.point, unit=units.get(rule.point, ""),
+                rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
                 high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
                 deadband=rule.deadband, on_delay_s=rule.on_delay, off_delay_s=rule.off_delay,
                 min_update_interval_s=min_update_s,
@@ -113,7 +108,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
             made.append(alarm)
         elif isinstance(rule, cfg_rules.RateRule):
             alarm = RateAlarm(RateRule(
-                rule_id=rule_id(rule, rule.point, "rate"), point=rule.point, window_s=rule.window,
+                rule_id=rule_id(rule), point=rule.point, window_s=rule.window,
                 unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",
                 max_rise=rule.rise, max_fall=rule.fall, deadband=rule.deadband, min_samples=rule.min_samples,
                 on_delay_s=rule.on_delay, off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
@@ -122,7 +117,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
             made.append(alarm)
         elif isinstance(rule, cfg_rules.DeviationRule):
             dev = DeviationAlarm(DeviationRule(
-                rule_id=rule_id(rule, rule.point, "deviation"), point=rule.point, unit=units.get(rule.point, ""),
+                rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
                 reference_point=rule.reference_point, baseline=rule.baseline, high=rule.high,
                 high_high=rule.high_high, low=rule.low, low_low=rule.low_low, deadband=rule.deadband,
                 max_reference_age_s=rule.max_reference_age, on_delay_s=rule.on_delay,
@@ -150,7 +145,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
             feature = rule.feature_of(kinds.get(rule.point, "value"))
             unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
             pred = PredictionAlarm(PredictionRule(
-                rule_id=rule_id(rule, rule.point, "trend"), point=rule.point, limit=rule.limit,
+                rule_id=rule_id(rule), point=rule.point, limit=rule.limit,
                 horizon_s=rule.horizon, window_s=rule.window, bucket_s=max(rule.window / TREND_BUCKETS, 1.0),
                 unit=unit, direction=rule.direction, min_buckets=rule.min_samples,
                 what=f"{rule.point} {feature.replace('_', ' ')}" if feature else None, severity=rule.severity))

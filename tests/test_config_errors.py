@@ -152,7 +152,7 @@ def test_json_data_errors_carry_paths_without_lines() -> None:
         "remote: colour: unknown key 'colour' (allowed here: agent, mqtt, buffer, devices, assets, rules, "
         "summaries, alarms, remote, service)",
         "remote: devices[0].points[0]: missing required field 'address'",
-        "remote: rules[0].point: unknown point 'plc/b' (did you mean 'plc/a'?)",
+        "remote: rules[0].point: unknown point 'plc/b': device 'plc' has no such point (its points: a)",
     ]
     errors = _errors_of(lambda: load_config_data(["not", "a", "mapping"], "remote"))
     assert errors[0].startswith("remote: the top level must be an object")

@@ -308,7 +308,16 @@ def test_when_names_of_an_asset_wide_iso_zone_rule_come_from_that_asset() -> Non
             "'plc/temp' is a value point; a fault rule needs",
         ),
         ("{kind: deviation, point: plc/temp, reference_point: plc/vib, high: 1}", "'plc/vib' is a waveform"),
-        ("{kind: stale, point: plc/nope}", "rules[0].point: unknown point 'plc/nope'"),
+        (
+            "{kind: stale, point: plc/nope}",
+            "rules[0].point: unknown point 'plc/nope': device 'plc' has no such point "
+            "(its points: temp, ambient, running, speed, vib)",
+        ),
+        ("{kind: stale, point: pcl/temp}", "unknown point 'pcl/temp' (did you mean 'plc/temp'?)"),
+        (
+            "{kind: stale, point: plx/vibration}",
+            "unknown point 'plx/vibration': no device named 'plx' (devices: aux, plc)",
+        ),
         ("{kind: bad_quality, device: aux2}", "rules[0].device: unknown device 'aux2' (did you mean 'aux'?)"),
         ("{kind: Rate, point: plc/temp}", "rules[0].kind: unknown kind 'Rate' (did you mean 'rate'?)"),
         ("{kind: 3, point: plc/temp}", "rules[0].kind: unknown kind '3'"),

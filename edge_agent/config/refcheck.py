@@ -8,6 +8,8 @@ from typing import Any
 
 from edge_agent.config._base import Issue, Loc
 
+MAX_LISTED = 12  # names listed in a message before "..."
+
 
 def entries(data: Mapping[str, Any], section: str) -> list[tuple[int, Mapping[str, Any]]]:
     """``(index, item)`` for every mapping item of the list ``data[section]`` (nothing when it is no list)."""
@@ -68,15 +70,26 @@ class RefChecker:
             self.issues.append((loc, unknown_name("device", name, self.devices)))
 
     def unknown_point(self, ref: str) -> str:
-        """The message for a ``device/point`` that does not exist, with the closest match."""
-        device = ref.split("/", 1)[0]
-        close = difflib.get_close_matches(ref, list(self.points), n=1, cutoff=0.6)
-        if close:
-            return f"unknown point '{ref}' (did you mean '{close[0]}'?)"
-        if device not in self.devices:
-            names = ", ".join(sorted(str(d) for d in self.devices)) or "none defined"
-            return f"unknown point '{ref}': no device named '{device}' (devices: {names})"
-        return f"unknown point '{ref}': device '{device}' has no such point"
+        """The message for a ``device/point`` that does not exist, with the closest match when there is one.
+
+        A suggestion must be close as a whole and in its point part, so a typo in the device name is
+        corrected, but an unrelated point of another device is not offered.
+        """
+        device, point = ref.split("/", 1)
+        if device in self.devices:
+            names = [p.split("/", 1)[1] for p in self.points if p.startswith(f"{device}/")]
+            close = difflib.get_close_matches(point, names, n=1, cutoff=0.6)
+            if close:
+                return f"unknown point '{ref}' (did you mean '{device}/{close[0]}'?)"
+            shown = ", ".join(names[:MAX_LISTED]) + (", ..." if len(names) > MAX_LISTED else "")
+            return (
+                f"unknown point '{ref}': device '{device}' has no such point (its points: {shown or 'none'})"
+            )
+        for candidate in difflib.get_close_matches(ref, list(self.points), n=3, cutoff=0.6):
+            if difflib.get_close_matches(point, [candidate.split("/", 1)[1]], n=1, cutoff=0.75):
+                return f"unknown point '{ref}' (did you mean '{candidate}'?)"
+        devices = ", ".join(sorted(str(d) for d in self.devices)) or "none defined"
+        return f"unknown point '{ref}': no device named '{device}' (devices: {devices})"
 
 
 class AssetView:

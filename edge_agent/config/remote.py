@@ -41,6 +41,7 @@ REMOTE_COMMANDS: tuple[str, ...] = (
     "audit",
     "config",
     "reset_counter",
+    "maintenance",
 )
 COMMAND_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 _COMMAND_NAME_RE = re.compile(COMMAND_NAME_PATTERN)

@@ -51,6 +51,34 @@ FAULT_CONSECUTIVE_CAPTURES = 2
 STATE_FILE = "alarms.json"
 
 
+FAULT_TITLES = {
+    "unbalance": "unbalance",
+    "misalignment": "misalignment",
+    "looseness": "mechanical looseness",
+    "bearing_outer_race": "bearing outer-race defect",
+    "bearing_inner_race": "bearing inner-race defect",
+    "bearing_ball": "bearing rolling-element defect",
+    "bearing_cage": "bearing cage defect",
+}
+
+
+def fault_message(body: dict[str, object]) -> str:
+    """A maintenance engineer's sentence for a fault-indicator alert, with the evidence's frequencies."""
+    evidence = body.get("evidence")
+    ev = evidence if isinstance(evidence, dict) else {}
+    fault = str(ev.get("fault", ""))
+    title = FAULT_TITLES.get(fault, fault.replace("_", " "))
+    indicator = ev.get("indicator")
+    detail = ""
+    if isinstance(indicator, dict) and indicator.get("frequency_hz"):
+        harmonics = indicator.get("harmonics_found") or []
+        detail = (f" at {float(indicator['frequency_hz']):.1f} Hz (expected {float(indicator['expected_hz']):.1f} Hz"
+                  f"{', harmonics ' + ', '.join(map(str, harmonics)) if harmonics else ''})")
+    if body.get("state") == "cleared":
+        return f"{body.get('point')}: {title} no longer detected"
+    return f"{body.get('point')}: {title} detected{detail} in {ev.get('consecutive', '?')} consecutive captures"
+
+
 def write_json_atomically(path: Path, data: object) -> None:
     """Write ``data`` as JSON so that ``path`` always holds a complete file (temp file, fsync, rename)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -277,6 +305,8 @@ class AlarmStage:
             events = self.storm.filter(events)
         for event in events:
             body = event.to_dict()
+            if event.kind == "fault":
+                body["message"] = fault_message(body)
             asset = self._asset_of.get(event.point) or event.point.split("/", 1)[0]
             body["asset"] = asset
             await self._emit(f"alerts/{asset}", body, Priority.ALERT)

@@ -32,7 +32,8 @@ class ViewState:
     status: dict[str, Any] = field(default_factory=dict)
     values: dict[str, tuple[Any, str, float]] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    events: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=4))
+    alerts: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -84,11 +85,14 @@ class LiveView:
                 st.summaries[kind[1]] = body
                 st.events.appendleft(f"summary  {kind[1]}: {len(body.get('points', {}))} points")
             elif kind[0] == "alerts":
-                st.events.appendleft(f"alert    {body.get('state', '')} {body.get('severity', '')}: "
+                stamp = time.strftime("%H:%M:%S", time.localtime(body.get("ts", 0) / 1000))
+                st.alerts.appendleft(f"{stamp} {body.get('state', ''):<8} {body.get('severity', ''):<9}"
                                      f"{body.get('message', '')}")
             elif kind[0] == "vibration":
-                st.events.appendleft(f"vibration {kind[-1]}: zone {body.get('iso_zone')} "
-                                     f"v_rms {body.get('velocity_rms_mm_s')} mm/s {body.get('diagnosis', [])}")
+                v = body.get("velocity_rms_mm_s")
+                shown = f"{v:.2f}" if isinstance(v, (int, float)) else "?"
+                st.events.appendleft(f"vibration {body.get('point', kind[-1])}: ISO zone {body.get('iso_zone')}, "
+                                     f"{shown} mm/s RMS, diagnosis {', '.join(body.get('diagnosis', [])) or 'none'}")
 
     def render(self) -> str:
         """The current screen as text."""
@@ -119,6 +123,11 @@ class LiveView:
                 for key, p in body.get("points", {}).items():
                     lines.append(f"  {key:<30} n={p.get('count')!s:<4} min={_fmt(p.get('min'))} "
                                  f"mean={_fmt(p.get('mean'))} max={_fmt(p.get('max'))} {p.get('unit', '')}")
+            lines.append("")
+            lines.append(f"{BOLD}alerts{RESET}")
+            lines.extend(f"  {RED if 'raised' in a else ''}{a}{RESET}" for a in st.alerts)
+            if not st.alerts:
+                lines.append(f"  {DIM}none yet{RESET}")
             lines.append("")
             lines.append(f"{BOLD}recent{RESET}  {DIM}messages: "
                          + ", ".join(f"{k} {v}" for k, v in sorted(st.counts.items())) + RESET)

@@ -117,3 +117,32 @@ async def test_state_survives_a_restart_without_re_raising(tmp_path: Path) -> No
     assert sink2.states() == []                       # still active: no second raise
     await feed(restarted, 201.0, temp=20.0)
     assert sink2.states() == [("hot", "cleared")]    # and the clear is not forgotten
+
+
+async def test_bearing_fault_in_two_consecutive_captures_raises_one_alert_with_evidence(tmp_path: Path) -> None:
+    from diagnostics.bearing_geometry import bearing_by_name
+    from diagnostics.vibration import analyze_waveform
+    from drivers.sim.vibration import MachineVibration
+
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path)},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+                     "points": [{"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": "12800Hz",
+                                 "unit": "g"}]}],
+        "assets": [{"name": "pump-1", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"},
+                    "bearings": [{"point": "ua/vib", "model": "SKF-6205"}]}],
+    }, "fault-test")
+    sink = Sink()
+    stage = AlarmStage(cfg, {}, sink, tmp_path)
+    machine = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=5, ramp_s=1.0)
+    for i in range(3):
+        samples = machine.capture(100.0 + i, 16384)
+        result = analyze_waveform(samples, 12800.0, speed_hz=24.7, bearing=bearing_by_name("SKF-6205"))
+        assert "bearing_outer_race" in result.diagnosis
+        await stage.on_vibration("pump-1", "ua/vib", result, 100.0 + i)
+    raised = [b for _t, b in sink.records if b["state"] == "raised"]
+    assert [b["rule"] for b in raised] == ["ua/vib:bearing_outer_race"]   # once, after the 2nd capture
+    message = str(raised[0]["message"])
+    assert message.startswith("ua/vib: bearing outer-race defect detected at ") and "Hz" in message
+    assert raised[0]["asset"] == "pump-1" and raised[0]["kind"] == "fault"

@@ -214,11 +214,18 @@ class Agent:
         await self.alarms.tick(time.time())
 
     async def _status_cycle(self, due_s: float) -> None:
+        """Store a status record (retained) when something worth telling changed.
+
+        The birth message on each connection comes from the publisher; every change after it is a durable
+        record like any other, so a change that happens during an outage is delivered after it, in order,
+        and the retained status ends up being the latest one.
+        """
         key = self._status_key()
         if key != self._last_status_key:
             self._last_status_key = key
-            if self.publisher is not None:
-                await self.publisher.publish_status()
+            body = self.status()
+            body.pop("agent", None)  # the envelope carries the agent id
+            await self.emit("status", body, Priority.STATUS, retain=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -155,7 +155,8 @@ class Publisher:
     async def wait_connected(self, timeout_s: float | None = None) -> bool:
         """Wait until connected (or ``timeout_s`` seconds); returns whether it is connected."""
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             return False
         return True
@@ -202,8 +203,8 @@ class Publisher:
         self._wake.set()
         run_task, ack_task, incoming_task = self._tasks
         try:
-            await asyncio.wait_for(asyncio.shield(run_task),
-                                   drain_timeout_s + self.settings.connect_timeout_s + 5)
+            async with asyncio.timeout(drain_timeout_s + self.settings.connect_timeout_s + 5):
+                await asyncio.shield(run_task)
         except TimeoutError:
             log.error("publisher did not stop in time; cancelling")
             run_task.cancel()
@@ -295,7 +296,11 @@ class Publisher:
             raise PublishError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
         session.direct[info.mid] = future
         try:
-            await asyncio.wait_for(future, timeout_s)
+            # asyncio.timeout, never wait_for here: on Python 3.11 wait_for returns the result instead of
+            # raising CancelledError when the PUBACK lands in the same loop turn as a cancel (CPython
+            # gh-86296), and a caller that loops (RemoteService's state loop) then never stops
+            async with asyncio.timeout(timeout_s):
+                await future
         except TimeoutError:
             raise PublishError(f"no PUBACK for {topic} within {timeout_s:g} s") from None
         finally:
@@ -387,7 +392,8 @@ class Publisher:
                                     self._rng)
             attempt += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
         self._state = PublisherState.STOPPED
 
     def _describe_failure(self, exc: BaseException) -> str:
@@ -452,7 +458,8 @@ class Publisher:
         connecting = loop.run_in_executor(self._executor, client.reconnect)
         try:
             await asyncio.shield(connecting)
-            reason, props = await asyncio.wait_for(asyncio.shield(session.connack), s.connect_timeout_s)
+            async with asyncio.timeout(s.connect_timeout_s):
+                reason, props = await asyncio.shield(session.connack)
         except BaseException:
             with contextlib.suppress(BaseException):
                 await connecting
@@ -618,15 +625,18 @@ class Publisher:
                 break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
         if session.lost.is_set():
             return
         # the offline status and DISCONNECT get what is left of the drain time, within [0.5, 2] s each
         grace_s = min(DISCONNECT_WAIT_S, max(0.5, deadline - time.monotonic()))
         self._send_status(session, self._offline_body("shutdown"))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.status_acked.wait(), grace_s)
+            async with asyncio.timeout(grace_s):
+                await session.status_acked.wait()
         session.client.disconnect()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.lost.wait(), grace_s)
+            async with asyncio.timeout(grace_s):
+                await session.lost.wait()
 

@@ -124,3 +124,32 @@ async def test_publish_now_raises_when_it_cannot_deliver(tmp_path: Path, mosquit
     finally:
         await pub.stop(1)
         await ob.close()
+
+
+async def test_cancelling_publish_now_is_never_swallowed(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A cancel that lands in the same loop turn as the PUBACK must still cancel the caller (regression:
+    asyncio.wait_for on Python 3.11 returned the result instead, and a remote-service loop never stopped)."""
+    import asyncio
+
+    ob = await Outbox.open(tmp_path / "o.sqlite", 10**8, None)
+    pub = Publisher(PublisherSettings(url=mosquitto.url, client_id="gw", topic_prefix=PREFIX), ob,
+                    lambda: {"state": "online"})
+    assert mosquitto.proc is not None
+    try:
+        await pub.start()
+        assert await pub.wait_connected(30)
+        mosquitto.proc.send_signal(signal.SIGSTOP)  # keep the real PUBACK away; we deliver it by hand
+        try:
+            task = asyncio.create_task(pub.publish_now(f"{PREFIX}/config/state", b"{}", timeout_s=60))
+            session = pub._session
+            assert session is not None
+            await poll_until(lambda: bool(session.direct), 30, "publish in flight")
+            next(iter(session.direct.values())).set_result(None)  # the PUBACK arrives ...
+            task.cancel()  # ... in the same loop turn as the cancel
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            mosquitto.proc.send_signal(signal.SIGCONT)
+    finally:
+        await pub.stop(1)
+        await ob.close()

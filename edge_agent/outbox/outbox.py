@@ -229,7 +229,8 @@ class Outbox:
     async def wait_for_records(self, timeout_s: float | None = None) -> bool:
         """Wait until a ``put`` committed since the last call (or ``timeout_s`` seconds); True if one did."""
         try:
-            await asyncio.wait_for(self._new_records.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: on 3.11 it can swallow a cancellation
+                await self._new_records.wait()
         except TimeoutError:
             return False
         self._new_records.clear()

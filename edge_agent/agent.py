@@ -338,7 +338,7 @@ class Agent:
         if old.mqtt != new.mqtt and self.publisher is not None and self.outbox is not None:
             await self.publisher.stop(5.0)
             self.prefix = new.topic_prefix
-            self.publisher = Publisher(publisher_settings(new), self.outbox, self.status)
+            self.publisher = self._new_publisher(new, self.outbox)
             await self.publisher.start()
             for callback in self.on_publisher_change:
                 await callback(self.publisher)
@@ -348,6 +348,10 @@ class Agent:
         log.info("configuration applied; restarted: %s", ", ".join(restarted) or "nothing")
         return restarted
 
+    def _new_publisher(self, cfg: AgentConfig, outbox: Outbox) -> Publisher:
+        observer = self.metrics.publish_latency_seconds.observe if self.metrics is not None else None
+        return Publisher(publisher_settings(cfg), outbox, self.status, ack_latency_observer=observer)
+
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Open the outbox, start the publisher and every poller; returns once all are running."""
@@ -355,7 +359,7 @@ class Agent:
         self.outbox = await Outbox.open(
             self.data_dir / "outbox.sqlite", self.cfg.buffer.max_size, self.cfg.buffer.max_age
         )
-        self.publisher = Publisher(publisher_settings(self.cfg), self.outbox, self.status)
+        self.publisher = self._new_publisher(self.cfg, self.outbox)
         await self.publisher.start()
         self.pipeline.summaries.reset_start(time.time())
         for name, runner in self.devices.items():

@@ -77,6 +77,7 @@ class AgentService:
         self._tasks: list[asyncio.Task[None]] = []
         self._health_server: HealthServer | None = None
         self._watchdog: Any = None
+        self._exported: dict[str, int] = {}
 
     # ----------------------------------------------------------------- health
     async def _health_cycle(self) -> None:
@@ -87,6 +88,8 @@ class AgentService:
                 self.health.degrade("broker", str(publisher.stats().get("last_error") or "not connected"))
             else:
                 self.health.clear("broker")
+            if publisher is not None:
+                self._export_publisher_metrics(publisher)
             for name, runner in agent.devices.items():
                 comms = runner.driver.comms
                 if comms.state.value != "ok" and runner.connected_once:
@@ -104,6 +107,20 @@ class AgentService:
             report = self.health.report()
             self.notifier.status(self._status_line(report.ready))
             await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    def _export_publisher_metrics(self, publisher: Publisher) -> None:
+        """Counters from the publisher's own statistics (delta since the last export)."""
+        stats = publisher.stats()
+        m = self.metrics
+        m.mqtt_connected.set(1 if publisher.connected else 0)
+        for name, counter in (("acked", m.published_records), ("connections", m.mqtt_reconnects)):
+            value = int(stats.get(name) or 0)
+            previous = self._exported.get(name, 0)
+            if value > previous:
+                counter.inc(value - previous)
+            self._exported[name] = value
+        for name, runner in self.agent.devices.items():
+            m.device_up.labels(device=name).set(1 if runner.driver.comms.state.value == "ok" else 0)
 
     def _status_line(self, ready: bool) -> str:
         agent = self.agent

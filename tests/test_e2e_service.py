@@ -97,3 +97,66 @@ async def test_remote_push_applies_live_refuses_bad_and_reads(
                          "local edit applied")
     finally:
         await service.stop()
+
+
+async def test_service_tells_systemd_and_serves_health_and_metrics(
+        mosquitto: Mosquitto, frozen_plc: ModbusSimServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """READY/STATUS/STOPPING reach a real notify socket; /healthz and /metrics answer over a real socket."""
+    import socket
+    import urllib.request
+
+    try:
+        from tests.mqtt_support import free_port
+    except ImportError:
+        from mqtt_support import free_port  # type: ignore[no-redef]
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify_path = tmp_path / "notify.sock"
+    notify.bind(str(notify_path))
+    notify.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_path))
+    port = free_port()
+    path = service_config(tmp_path, mosquitto.port, frozen_plc.port)
+    path.write_text(path.read_text() + f"\nservice:\n  health: {{enabled: true, host: 127.0.0.1, port: {port}}}\n")
+    cfg = load_config(path)
+    service = AgentService(cfg, path, path.read_text())
+    messages: list[str] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                messages.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                return
+
+    def get(url: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    await service.start()
+    try:
+        agent = service.agent
+        await poll_until(lambda: agent.devices["plc"].driver.comms.state.value == "ok"
+                         and agent.publisher is not None and agent.publisher.connected, 30, "up")
+        drain()
+        assert any(m.startswith("READY=1") for m in messages), messages
+        assert any("STATUS=" in m and "devices up" in m for m in messages), messages
+        # The endpoint is served by the agent's own event loop: fetch from a thread.
+        for _ in range(300):
+            status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
+            _, metrics = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/metrics")
+            if status == 200 and 'edge_agent_device_up{device="plc"} 1.0' in metrics \
+                    and "edge_agent_published_records_total" in metrics:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 200 and "ready" in body, body
+        assert "edge_agent_published_records_total" in metrics and "edge_agent_poll" in metrics
+    finally:
+        await service.stop()
+        drain()
+        notify.close()
+    assert any(m.startswith("STOPPING=1") for m in messages), messages

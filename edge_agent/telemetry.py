@@ -315,6 +315,8 @@ class ChangeFilter:
             other = self._sent_other
             for i in np.flatnonzero(~numeric & ~send):
                 v = frame.values[i]
+                if isinstance(v, float):  # a good NaN: nothing to compare, the heartbeat sends it
+                    continue
                 if frame.qualities[i] is _GOOD and v is not None and other.get(int(pos[i]), _MISSING) != v:
                     send[i] = True
         chosen = np.flatnonzero(send)

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
+import numpy.typing as npt
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInputRegistersResponse
 
 from drivers.base import (
     CommsState,
@@ -102,6 +104,45 @@ class _PlannedRead:
         """Plan entry for ``request`` with its decoder built once."""
         decoder = None if request.is_bits else BlockDecoder(request.points, request.address)
         return cls(request, decoder, tuple(p.name for p in request.points))
+
+
+def _registers_from_pdu(pdu: ModbusPDU, data: bytes) -> None:
+    """Decode the register words of a function 3/4 answer with one numpy call (a read-only big-endian view).
+
+    pymodbus decodes one ``struct.unpack`` per register into a list; the block decoder wants an array.
+    """
+    byte_count = int(data[0])
+    if byte_count >= len(data) or byte_count % 2:
+        raise ModbusIOException(f"byte_count {byte_count} does not fit a packet of {len(data)} bytes",
+                                function_code=pdu.function_code)
+    pdu.registers = np.frombuffer(data, dtype=">u2", count=byte_count // 2, offset=1)  # type: ignore[assignment]
+
+
+def _short_pdu_str(pdu: ModbusPDU) -> str:
+    return (f"{type(pdu).__name__}(dev_id={pdu.dev_id}, transaction_id={pdu.transaction_id}, "
+            f"registers[{len(pdu.registers)}])")
+
+
+class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
+    """Function 3 answer whose ``registers`` is a uint16 numpy array (see :func:`_registers_from_pdu`)."""
+
+    def decode(self, data: bytes) -> None:
+        """Decode the answer's registers in one call."""
+        _registers_from_pdu(self, data)
+
+    def __str__(self) -> str:
+        return _short_pdu_str(self)
+
+
+class _InputRegistersAnswer(ReadInputRegistersResponse):
+    """Function 4 answer whose ``registers`` is a uint16 numpy array (see :func:`_registers_from_pdu`)."""
+
+    def decode(self, data: bytes) -> None:
+        """Decode the answer's registers in one call."""
+        _registers_from_pdu(self, data)
+
+    def __str__(self) -> str:
+        return _short_pdu_str(self)
 
 
 def _fail_pending_request(client: AnyModbusClient) -> None:
@@ -262,6 +303,8 @@ class ModbusDriver:
                 spec.host, port=spec.port, framer=framer, timeout=spec.timeout_s, retries=0,
                 reconnect_delay=0, name=spec.name, trace_connect=on_connection_change,
             )
+        client.register(_HoldingRegistersAnswer)  # register answers as arrays: no Python int per register
+        client.register(_InputRegistersAnswer)
         made.append(client)
         return client
 
@@ -374,7 +417,7 @@ class ModbusDriver:
         return (request.table, request.address)
 
     async def _execute(self, client: AnyModbusClient, request: ReadRequest,
-                       result: ReadResult) -> list[int] | list[bool]:
+                       result: ReadResult) -> npt.NDArray[np.uint16] | Sequence[int] | list[bool]:
         """Send one read; raise _LinkFailure or _RequestRefused on failure."""
         if not client.connected:
             raise _LinkFailure("connection closed by the device")
@@ -411,12 +454,13 @@ class ModbusDriver:
             if len(bits) < request.count:
                 raise _RequestRefused(f"device answered {len(bits)} bits, {request.count} requested")
             return bits[: request.count]
-        registers: list[int] = list(response.registers)
+        registers: npt.NDArray[np.uint16] | Sequence[int] = response.registers
         if len(registers) != request.count:
             raise _RequestRefused(f"device answered {len(registers)} registers, {request.count} requested")
         return registers
 
-    def _decode(self, planned: _PlannedRead, data: list[int] | list[bool], ts: float) -> list[Reading]:
+    def _decode(self, planned: _PlannedRead, data: npt.NDArray[np.uint16] | Sequence[int] | list[bool],
+                ts: float) -> list[Reading]:
         request = planned.request
         values: list[Value]
         if planned.decoder is None:

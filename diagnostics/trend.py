@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -96,7 +96,7 @@ def theil_sen(
     slopes = np.sort((y[j][ok] - y[i][ok]) / dt[ok])
     slope = float(np.median(slopes))
     # Sen (1968): rank bounds (N -/+ z*sqrt(var S)) / 2 of the N ordered pairwise slopes.
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)  # stdlib: keeps scipy out of a gateway that only trends
     c = z * math.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
     q_lo = min(max((total - c) / (2 * total), 0.0), 1.0)
     q_hi = min(max((total + c) / (2 * total), 0.0), 1.0)

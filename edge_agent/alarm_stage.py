@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostics.alarms import (
     AlarmEvent,
@@ -38,11 +38,13 @@ from diagnostics.alarms import (
     ZoneRule,
 )
 from diagnostics.iso20816 import iso20816_3_limits
-from diagnostics.vibration import VibrationResult
 from drivers.base import Quality, Reading
 from edge_agent.config import AgentConfig
 from edge_agent.records import Priority
 from edge_agent.rule_builder import build_counters, build_rules
+
+if TYPE_CHECKING:  # the vibration stack (scipy) loads only when a config has waveform points
+    from diagnostics.vibration import VibrationResult
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -121,6 +122,11 @@ class AgentService:
             self._exported[name] = value
         for name, runner in self.agent.devices.items():
             m.device_up.labels(device=name).set(1 if runner.driver.comms.state.value == "ok" else 0)
+            skipped = runner.cadence.skipped
+            key = f"skipped:{name}"
+            if skipped > self._exported.get(key, 0):
+                m.poll_cycles_skipped.labels(device=name).inc(skipped - self._exported.get(key, 0))
+            self._exported[key] = skipped
 
     def _status_line(self, ready: bool) -> str:
         agent = self.agent
@@ -143,6 +149,10 @@ class AgentService:
         logging.getLogger().addHandler(self.recent_logs)
         agent = self.agent
         await agent.start()
+        # Everything built at start-up (config models, drivers, plans) lives for the whole run: move it out
+        # of the collector's way, so full collections stay ~1 ms instead of 65-90 ms (poll jitter).
+        gc.collect()
+        gc.freeze()
         data_dir = agent.data_dir
         assert agent.publisher is not None
         # Give the broker a moment so the remote state goes out with the birth message (not required).

@@ -12,20 +12,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostics.baseline import Baseline
 from diagnostics.bearing_geometry import BearingGeometry, DefectOrders, bearing_by_name
-from diagnostics.vibration import VibrationResult, analyze_waveform, baseline_features
 from drivers.base import Waveform
 from edge_agent.config import AgentConfig, Bearing
 from edge_agent.records import Priority
+
+if TYPE_CHECKING:  # scipy and the vibration stack load only when a config has waveform points
+    from diagnostics.vibration import VibrationResult
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, object], Priority], Awaitable[None]]
 SpeedLookup = Callable[[str], float | None]
-ResultListener = Callable[[str, str, VibrationResult], None]
+ResultListener = Callable[[str, str, "VibrationResult"], None]
 
 DEFAULT_BASELINE_CAPTURES = 10
 
@@ -111,6 +113,8 @@ class VibrationStage:
                 speed_hz = rpm / 60.0
         unit = waveform.unit.replace("²", "2").strip()
         units = "m/s2" if unit in ("m/s2", "m/s^2") else "mm/s" if unit == "mm/s" else "g"
+        from diagnostics.vibration import analyze_waveform
+
         return await asyncio.to_thread(
             analyze_waveform, waveform.samples, waveform.sample_rate_hz, units=units,
             speed_hz=speed_hz, nominal_speed_hz=None if speed_hz else settings.nominal_speed_hz,
@@ -133,6 +137,8 @@ class VibrationStage:
         body: dict[str, Any] = {"asset": asset, "point": key, "capture_ts": int(waveform.ts * 1000)}
         body.update(result.to_dict())
         if settings is not None and settings.baseline is not None:
+            from diagnostics.vibration import baseline_features
+
             deviations = settings.baseline.update(baseline_features(result))
             body["baseline"] = ({"learned": True, "deviation": {k: d.to_dict() for k, d in deviations.items()}}
                                 if deviations is not None

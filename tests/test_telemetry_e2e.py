@@ -255,9 +255,6 @@ async def test_modbus_only_agent_loads_no_opcua_stack(mosquitto: Mosquitto, plc:
     assert not [m for m in result["loaded"] if m.startswith("asyncua")]
 
 
-@pytest.mark.xfail(strict=True, reason="diagnostics.trend imports scipy.stats at import time (via "
-                   "diagnostics.alarms), and vibration_stage/alarm_stage import diagnostics.vibration "
-                   "(scipy.signal); see the issue 9 report")
 async def test_modbus_only_agent_loads_no_scipy(mosquitto: Mosquitto, plc: tuple[ModbusSimServer, Clock],
                                                 tmp_path: Path) -> None:
     server, _ = plc

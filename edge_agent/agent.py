@@ -108,6 +108,7 @@ class Agent:
         )
         self.vibration = VibrationStage(cfg, self.emit, self._latest_number)
         self.alarms = AlarmStage(cfg, units, self.emit, self.data_dir)
+        self.pipeline.summary_extras = lambda asset: self.alarms.take_interval_counts(asset)
         self.devices: dict[str, DeviceRunner] = {
             d.name: DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw),
                                  subscribed=has_subscriptions(d))

@@ -134,6 +134,7 @@ class AlarmStage:
                 self.fault_alarms[key] = {}
         storm = cfg.alarms.storm
         self.storm = StormGuard(summary_after_s=storm.summary_after, release_after_s=storm.release_after)
+        self._interval_counts: dict[str, dict[str, int]] = {}
         self.events_emitted = 0
         self._load()
 
@@ -168,7 +169,9 @@ class AlarmStage:
         for alarm in self.all_alarms():
             snap = alarm.snapshot()
             if snap.active_level is not None:
-                out.append(dataclasses.asdict(snap) | {"rule": alarm.rule_id})
+                point = getattr(getattr(alarm, "rule", None), "point", None)
+                out.append(dataclasses.asdict(snap) | {"rule": alarm.rule_id, "point": point,
+                                                       "asset": self._asset_of.get(str(point), None)})
         return out
 
     # ----------------------------------------------------------------- inputs
@@ -295,6 +298,13 @@ class AlarmStage:
         await self._publish(events)
         return {"asset": asset, "service": service, "counters": counters.counters()}
 
+    def take_interval_counts(self, asset: str) -> dict[str, object]:
+        """Alert events of ``asset`` since the last call, by state, and how many alarms are active now."""
+        counts = self._interval_counts.pop(asset, {})
+        active = sum(1 for a in self.active() if a["asset"] == asset)
+        return {"alarms": {"raised": counts.get("raised", 0), "updated": counts.get("updated", 0),
+                           "cleared": counts.get("cleared", 0), "active": active}}
+
     def maintenance(self) -> dict[str, object]:
         """Counter values of every asset with maintenance counters."""
         return {asset: c.counters() for asset, (c, _s, _k) in self.counters.items()}
@@ -313,6 +323,8 @@ class AlarmStage:
             body["asset"] = asset
             await self._emit(f"alerts/{asset}", body, Priority.ALERT)
             self.events_emitted += 1
+            counts = self._interval_counts.setdefault(asset, {})
+            counts[event.state] = counts.get(event.state, 0) + 1
         self._save()
 
     def _state(self) -> dict[str, object]:

@@ -192,9 +192,25 @@ class Pipeline:
             key = f"{device}/{w.point}"
             self.latest.set(key, LatestValue(f"waveform[{len(w.samples)}]", w.quality, w.ts, w.unit, None))
 
+    #: Extra fields per asset for each summary (the agent adds the interval's alarm counts).
+    summary_extras: Callable[[str], dict[str, object]] | None = None
+
     async def close_summary_interval(self, end_s: float) -> int:
         """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count."""
         bodies = self.summaries.close(end_s)
         for asset, body in bodies:
+            body["availability_pct"] = availability_pct(body)
+            if self.summary_extras is not None:
+                body.update(self.summary_extras(asset))
             await self._emit(f"summary/{asset}", body, Priority.SUMMARY)
         return len(bodies)
+
+
+def availability_pct(body: dict[str, object]) -> float | None:
+    """Comms availability of an asset over a summary interval: % of its readings that were good."""
+    points = body.get("points")
+    if not isinstance(points, dict):
+        return None
+    count = sum(int(p.get("count") or 0) for p in points.values() if isinstance(p, dict))
+    good = sum(int(p.get("good") or 0) for p in points.values() if isinstance(p, dict))
+    return round(100.0 * good / count, 2) if count else None

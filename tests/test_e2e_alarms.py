@@ -32,7 +32,7 @@ async def test_limit_alert_raised_once_across_a_restart(mosquitto: Mosquitto, fr
     data["rules"] = [{"name": "bearing-hot", "point": "plc/bearing_temp", "high": round(temp - 5, 3),
                       "high_high": round(temp + 50, 3), "deadband": 1.0, "on_delay": "300ms"}]
     cfg = load_config_data(data, "alarm-test")
-    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/alerts/#").start()
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/#").start()
     try:
         first = Agent(cfg)
         await first.start()
@@ -58,6 +58,13 @@ async def test_limit_alert_raised_once_across_a_restart(mosquitto: Mosquitto, fr
         finally:
             await second.stop()
         assert len(alerts(collector.snapshot())) == 1, "the restart re-raised an active alarm"
+        # The last (partial) summary of the first run, delivered by the second run, counts the alert and the
+        # asset's comms availability.
+        summaries = await collector.wait_until(lambda m: any(
+            json.loads(p).get("alarms", {}).get("raised") == 1 for t, p in m if t == f"{PREFIX}/summary/pump-1"), 30)
+        summary = next(json.loads(p) for t, p in summaries if t == f"{PREFIX}/summary/pump-1"
+                       and json.loads(p)["alarms"]["raised"] == 1)
+        assert summary["alarms"]["active"] == 1 and summary["availability_pct"] == 100.0
     finally:
         collector.close()
 

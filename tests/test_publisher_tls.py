@@ -37,6 +37,7 @@ class Pki:
     server_key: Path
     misnamed_cert: Path  # signed by the right CA, but for another host name
     misnamed_key: Path
+    ca_key: Path
 
 
 def _name(cn: str) -> x509.Name:
@@ -65,9 +66,10 @@ def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 
 def _server_cert(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
-                 names: list[x509.GeneralName]) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+                 names: list[x509.GeneralName], *, expired: bool = False,
+                 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC) - (dt.timedelta(days=3) if expired else dt.timedelta(0))
     cert = (x509.CertificateBuilder().subject_name(_name("broker")).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
@@ -89,7 +91,8 @@ def pki(tmp_path: Path) -> Pki:
                                                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     bad_key, bad_cert = _server_cert(ca_key, ca_cert, [x509.DNSName("broker.elsewhere.example")])
     pki = Pki(d / "ca.pem", d / "other-ca.pem", d / "server.pem", d / "server.key", d / "misnamed.pem",
-              d / "misnamed.key")
+              d / "misnamed.key", d / "ca.key")
+    _write_key(ca_key, pki.ca_key)
     pki.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pki.other_ca_file.write_bytes(other_cert.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -177,6 +180,38 @@ async def test_certificate_for_another_host_needs_verify_hostname_off(
             assert not pub.connected
         else:  # the chain is still verified against the CA; only the name check is off
             assert await pub.wait_connected(30), pub.last_error
+    finally:
+        await pub.stop(1)
+        await ob.close()
+        broker.kill()
+
+
+async def test_expired_broker_certificate_is_refused_with_a_clear_error(tmp_path: Path, pki: Pki) -> None:
+    """A broker whose certificate (from the right CA, for the right name) has expired is refused."""
+    if not mosquitto_available():
+        pytest.skip("mosquitto broker not installed; TLS test skipped")
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = _server_cert(ca_key, ca_cert, [x509.DNSName("localhost"),
+                                               x509.IPAddress(ipaddress.ip_address("127.0.0.1"))], expired=True)
+    cert_path, key_path = tmp_path / "expired.pem", tmp_path / "expired.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    broker = Mosquitto(tmp_path / "broker", listener_config=(
+        f"cafile {pki.ca_file}\ncertfile {cert_path}\nkeyfile {key_path}"))
+    broker.start()
+    ob = await Outbox.open(tmp_path / "o.sqlite", 10**8, None)
+    settings = PublisherSettings(url=broker.url, client_id="gw", topic_prefix=PREFIX,
+                                 tls=TlsSettings(ca_file=str(pki.ca_file)))
+    pub = Publisher(settings, ob, lambda: {"state": "online"})
+    try:
+        await ob.put(f"{PREFIX}/alerts/p", b"secret", Priority.ALERT)
+        await pub.start()
+        await poll_until(lambda: pub.stats()["connect_failures"] >= 1, 30, "a refused expired certificate")
+        assert not pub.connected
+        assert "certificate has expired" in (pub.last_error or ""), pub.last_error
+        assert ob.stats()["records"] == 1  # nothing left the outbox
     finally:
         await pub.stop(1)
         await ob.close()

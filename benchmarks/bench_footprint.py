@@ -22,7 +22,7 @@ Targets (issue 8): < 25 % of one core, < 120 MB RSS, no RSS growth after warm-up
 ``--py-spy SECONDS`` profiles the agent for that long after the measured window (so the profiler does not
 disturb the numbers) and prints the hottest frames.
 
-Run: ``.venv/bin/python benchmarks/bench_footprint.py [--duration 600] [--warmup 120] [--py-spy 30]``
+Run: ``.venv/bin/python benchmarks/bench_footprint.py [--duration 600] [--warmup 300] [--py-spy 30]``
 (``--duration`` counts from the agent's start and includes the warm-up).
 """
 
@@ -35,6 +35,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -70,7 +71,7 @@ from footprint_probe import (
     read_proc,
     rss_trend,
 )
-from footprint_pyspy import FrameCost, profile
+from footprint_pyspy import Profile, profile
 
 from edge_agent.config import load_config
 
@@ -84,6 +85,7 @@ GROWTH_TOLERANCE_B_PER_S = MB / 3600.0
 LAG = "edge_agent_event_loop_lag_seconds"
 JITTER = "edge_agent_poll_jitter_seconds"
 LATENCY = "edge_agent_poll_latency_seconds"
+PUBLISH = "edge_agent_publish_latency_seconds"
 
 
 @dataclass
@@ -109,7 +111,7 @@ class RunResult:
     end: Snapshot
     agent_exit_code: int | None
     agent_log_problems: list[str]
-    profile: list[FrameCost] = field(default_factory=list)
+    profile: Profile | None = None
     profile_s: float = 0.0
     profile_error: str = ""
     workdir: Path | None = None
@@ -166,6 +168,12 @@ def snapshot(agent_peer: Peer, others: Sequence[Peer], health_port: int,
         with contextlib.suppress(ProcessLookupError, RuntimeError):
             peers_cpu[peer.name] = read_proc(peer.pid, 0.0).cpu_s
     return Snapshot(proc, metrics, counter.snapshot(), peers_cpu)
+
+
+def write_samples(samples: Sequence[ProcSample], t0: float, path: Path) -> None:
+    """The agent's samples as CSV: seconds since its start, CPU seconds, RSS and peak RSS in bytes."""
+    rows = [f"{s.t_s - t0:.1f},{s.cpu_s:.2f},{s.rss_bytes},{s.hwm_bytes}" for s in samples]
+    path.write_text("t_s,cpu_s,rss_bytes,hwm_bytes\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
 
 def log_problems(text: str, limit: int = 10) -> list[str]:
@@ -226,12 +234,13 @@ def run(load: ReferenceLoad, duration_s: float, warmup_s: float, sample_every_s:
                 if the_agent.proc is not None and the_agent.proc.poll() is not None:
                     raise RuntimeError(f"the agent exited early with code {the_agent.proc.returncode}:\n"
                                        f"{the_agent.log_text()}")
-                time.sleep(max(0.05, min(next_sample, t0 + duration_s, t0 + warmup_s if start is None
-                                         else math.inf) - time.monotonic()))
+                wake = min(next_sample, t0 + duration_s, t0 + warmup_s if start is None else math.inf)
+                time.sleep(max(0.05, wake - time.monotonic()))
             end = snapshot(the_agent, (broker, modbus, opcua), health_port, counter)
             samples.append(end.proc)
+            write_samples(samples, t0, workdir / "agent-samples.csv")
             assert start is not None
-            frames: list[FrameCost] = []
+            frames: Profile | None = None
             profile_error = ""
             if py_spy_s > 0:
                 try:
@@ -292,6 +301,8 @@ def render(result: RunResult) -> str:
     jitter_modbus = quantile(bucket_delta(_sum_buckets(a.metrics, JITTER, modbus_devices),
                                           _sum_buckets(b.metrics, JITTER, modbus_devices)), 0.99)
     rss_after = [s.rss_bytes for s in result.samples]
+    publish = quantile(bucket_delta(histogram_buckets(a.metrics, PUBLISH),
+                                    histogram_buckets(b.metrics, PUBLISH)), 0.99)
     lines = [
         f"## Footprint under the reference gateway load ({result.started_utc})",
         "",
@@ -322,6 +333,7 @@ def render(result: RunResult) -> str:
         f"| poll jitter p99, all polled devices | {fmt_s(jitter_all)} | < {TARGET_JITTER_P99_S * 1000:g} ms "
         f"| {verdict(jitter_all.count > 0 and jitter_all.upper_bound <= TARGET_JITTER_P99_S)} |",
         f"| event-loop lag p99 | {fmt_s(lag)} | | |",
+        f"| publish latency p99 (publish to PUBACK) | {fmt_s(publish)} | | |",
         "",
         "Per device over the window:",
         "",
@@ -411,11 +423,15 @@ def _peer_lines(result: RunResult, window_s: float) -> list[str]:
 def _profile_lines(result: RunResult) -> list[str]:
     if result.profile_error:
         return ["", f"py-spy failed: {result.profile_error}"]
-    if not result.profile:
+    p = result.profile
+    if p is None:
         return []
-    lines = ["", f"py-spy, {result.profile_s:g} s after the window (`py-spy record --nonblocking`, "
-             "idle samples dropped), hottest frames:", "", "| frame | self % | total % |", "|---|---:|---:|"]
-    lines += [f"| `{f.frame}` | {f.self_pct:.1f} | {f.total_pct:.1f} |" for f in result.profile]
+    lines = ["", f"py-spy, {result.profile_s:g} s after the window (`py-spy record --nonblocking`, idle "
+             f"threads not sampled; {p.samples} samples): share of the samples by part of the agent:", "",
+             "| part | % of samples |", "|---|---:|"]
+    lines += [f"| {name} | {pct:.1f} |" for name, pct in p.subsystems]
+    lines += ["", "Hottest frames:", "", "| frame | self % | total % |", "|---|---:|---:|"]
+    lines += [f"| `{f.frame}` | {f.self_pct:.1f} | {f.total_pct:.1f} |" for f in p.frames]
     return lines
 
 
@@ -425,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0,
                         help="seconds from the agent's start to the end of the window (default 600)")
     parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds before measuring (default: 120, at most a third of the duration)")
+                        help="seconds before measuring (default: 300, at most half the duration; the "
+                             "agent's RSS reaches its plateau about 6 minutes after start)")
     parser.add_argument("--sample-every", type=float, default=10.0,
                         help="RSS sampling period, s (default 10)")
     parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
@@ -440,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep configs and logs in this directory (default: a temporary one, removed)")
     args = parser.parse_args(argv)
-    warmup = args.warmup if args.warmup is not None else min(120.0, args.duration / 3)
+    warmup = args.warmup if args.warmup is not None else min(300.0, args.duration / 2)
     if not 0 < warmup < args.duration:
         parser.error(f"--warmup {warmup:g} must be positive and shorter than --duration {args.duration:g}")
     if args.sample_every <= 0:
@@ -454,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              waveform_samples=args.samples)
     except ValueError as exc:
         parser.error(str(exc))
+    # SIGTERM unwinds like Ctrl-C, so the broker, the simulators and the agent are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     agent_env: dict[str, str] = {}
     for item in args.agent_env:
         name, sep, value = item.partition("=")

@@ -70,6 +70,38 @@ def hottest_frames(stacks: Counter[tuple[str, ...]], top: int = 15) -> list[Fram
     return [FrameCost(f, 100.0 * self_counts[f] / total, 100.0 * total_counts[f] / total) for f in ranked]
 
 
+#: Which part of the agent a stack belongs to: the first marker found anywhere in it names the part.
+SUBSYSTEMS: tuple[tuple[str, str], ...] = (
+    ("diagnostics/", "vibration analysis (worker thread)"),
+    ("asyncua/", "OPC UA (asyncua: sessions, subscriptions, waveform arrays)"),
+    ("drivers/opcua/", "OPC UA (asyncua: sessions, subscriptions, waveform arrays)"),
+    ("pymodbus/", "Modbus (pymodbus and the driver's block decode)"),
+    ("drivers/modbus/", "Modbus (pymodbus and the driver's block decode)"),
+    ("edge_agent/outbox/", "outbox (SQLite)"),
+    ("paho/", "publisher (paho MQTT)"),
+    ("edge_agent/publisher", "publisher (paho MQTT)"),
+    ("edge_agent/pipeline", "pipeline, summaries, alarms"),
+    ("edge_agent/summaries", "pipeline, summaries, alarms"),
+    ("edge_agent/alarm_stage", "pipeline, summaries, alarms"),
+    ("edge_agent/health", "health and metrics endpoint"),
+    ("prometheus_client/", "health and metrics endpoint"),
+)
+
+
+def by_subsystem(stacks: Counter[tuple[str, ...]]) -> list[tuple[str, float]]:
+    """Share of the samples (%) per part of the agent (:data:`SUBSYSTEMS`; the rest is the event loop
+    itself and everything else), largest first."""
+    total = sum(stacks.values())
+    if total == 0:
+        return []
+    parts: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        joined = ";".join(stack)
+        part = next((name for marker, name in SUBSYSTEMS if marker in joined), "event loop and other")
+        parts[part] += count
+    return [(name, 100.0 * count / total) for name, count in parts.most_common()]
+
+
 def py_spy_binary() -> str:
     """The py-spy next to this interpreter, else the one on PATH; RuntimeError when there is none."""
     found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -78,9 +110,19 @@ def py_spy_binary() -> str:
     return found
 
 
-def profile(pid: int, seconds: float, output: Path, rate_hz: int = 100, top: int = 15) -> list[FrameCost]:
-    """Sample process ``pid`` for ``seconds`` (at ``rate_hz``) without pausing it; the hottest frames.
-    RuntimeError with py-spy's message when it cannot attach (e.g. no ptrace permission)."""
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What :func:`profile` found: the hottest ``frames``, the share of each ``subsystem`` (%), and the
+    number of ``samples`` of running threads."""
+
+    frames: list[FrameCost]
+    subsystems: list[tuple[str, float]]
+    samples: int
+
+
+def profile(pid: int, seconds: float, output: Path, rate_hz: int = 100, top: int = 15) -> Profile:
+    """Sample process ``pid`` for ``seconds`` (at ``rate_hz``) without pausing it. RuntimeError with
+    py-spy's message when it cannot attach (e.g. no ptrace permission)."""
     argv = [py_spy_binary(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
             "--rate", str(rate_hz), "--format", "raw", "--nonblocking", "--output", str(output)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
@@ -88,4 +130,5 @@ def profile(pid: int, seconds: float, output: Path, rate_hz: int = 100, top: int
         message = (done.stderr or done.stdout).strip()[-1000:]
         raise RuntimeError(f"py-spy exited with {done.returncode}: {message}")
     with output.open(encoding="utf-8", errors="replace") as lines:
-        return hottest_frames(parse_collapsed(lines), top)
+        stacks = parse_collapsed(lines)
+    return Profile(hottest_frames(stacks, top), by_subsystem(stacks), sum(stacks.values()))

@@ -25,7 +25,7 @@ from footprint_probe import (
     read_proc,
     rss_trend,
 )
-from footprint_pyspy import hottest_frames, parse_collapsed, short_frame
+from footprint_pyspy import by_subsystem, hottest_frames, parse_collapsed, short_frame
 
 from drivers.base import Quality, Reading
 from edge_agent.config import load_config
@@ -146,6 +146,9 @@ def test_collapsed_stacks_give_self_and_total_shares() -> None:
     assert (run.self_pct, run.total_pct) == (30.0, 90.0)
     assert next(iter(top)) == "decode (asyncua/ua/uatypes.py)"  # ranked by self share
     assert hottest_frames(Counter()) == []
+    assert by_subsystem(stacks) == [("OPC UA (asyncua: sessions, subscriptions, waveform arrays)", 60.0),
+                                    ("event loop and other", 40.0)]
+    assert by_subsystem(Counter()) == []
     with pytest.raises(ValueError, match="collapsed-stack"):
         parse_collapsed(["garbage"])
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
 
 from diagnostics.spectrum import DetrendMode, Spectrum, detrend, rfft_freqs, validate_signal, window
 from diagnostics.velocity import check_band
@@ -38,7 +37,7 @@ class EnvelopeBand:
 
 def rfft_of(x: FloatArray, detrend_mode: DetrendMode = "linear") -> ComplexArray:
     """One-sided FFT of the record ``x`` after ``detrend_mode`` (no window), shared by the envelope functions."""
-    return np.asarray(scipy.fft.rfft(detrend(x, detrend_mode)), dtype=np.complex128)
+    return np.asarray(np.fft.rfft(detrend(x, detrend_mode)), dtype=np.complex128)
 
 
 def complex_envelope(
@@ -62,12 +61,12 @@ def complex_envelope(
     width = k_hi - k_lo + 1
     if oversample < 1:
         raise ValueError(f"{oversample=} must be at least 1")
-    m = scipy.fft.next_fast_len(oversample * width + 2)
+    m = _next_fast_len(oversample * width + 2)
     m = min(m, n)
     shifted = np.zeros(m, dtype=np.complex128)
     shifted[:width] = spectrum[k_lo : k_hi + 1]
     # Analytic signal: positive lines doubled; the inverse over m points is decimated by n/m.
-    z = scipy.fft.ifft(shifted) * (2.0 * m / n)
+    z = np.fft.ifft(shifted) * (2.0 * m / n)
     return np.asarray(z, dtype=np.complex128), fs_hz * m / n
 
 
@@ -86,7 +85,7 @@ def squared_envelope_spectrum(
     sq = z.real * z.real + z.imag * z.imag
     sq -= sq.mean()
     w = window("hann", sq.size)
-    amp = np.abs(scipy.fft.rfft(sq * w)) * (2.0 / float(w.sum()))
+    amp = np.abs(np.fft.rfft(sq * w)) * (2.0 / float(w.sum()))
     return Spectrum(rfft_freqs(sq.size, fs_env), amp, 1.5)
 
 
@@ -101,7 +100,7 @@ def spectral_kurtosis(x: npt.ArrayLike, fs_hz: float, nperseg: int) -> tuple[Flo
     if nperseg < 4 or nperseg * 4 > arr.size:
         raise ValueError(f"{nperseg=} must be at least 4 and at most a quarter of the record ({arr.size} samples)")
     frames = np.lib.stride_tricks.sliding_window_view(arr, nperseg)[:: nperseg // 2]
-    spec = scipy.fft.rfft(frames * window("hann", nperseg), axis=1)
+    spec = np.fft.rfft(frames * window("hann", nperseg), axis=1)
     p = spec.real**2 + spec.imag**2
     m2 = p.mean(axis=0)
     m4 = (p * p).mean(axis=0)
@@ -195,3 +194,17 @@ def select_envelope_band(
     return rank_envelope_bands(
         x, fs_hz, min_bandwidth_hz=min_bandwidth_hz, min_low_hz=min_low_hz, rfft=rfft, n_bands=1
     )[0]
+
+
+def _next_fast_len(n: int) -> int:
+    """The smallest integer >= ``n`` with no prime factor above 11 (a length pocketfft transforms fast; the
+    same as ``scipy.fft.next_fast_len(n)``)."""
+    m = max(n, 1)
+    while True:
+        rest = m
+        for p in (2, 3, 5, 7, 11):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1

@@ -15,8 +15,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
-import scipy.signal
 
 FloatArray = npt.NDArray[np.float64]
 WindowName = Literal["hann", "flattop", "rect"]
@@ -81,8 +79,27 @@ def window(name: WindowName, n: int) -> FloatArray:
         raise ValueError(f"window={name!r} is not supported; use one of {', '.join(_WINDOWS)}")
     if n < 1:
         raise ValueError(f"{n=} must be at least 1")
-    w = np.ones(n) if name == "rect" else np.asarray(scipy.signal.get_window(name, n, fftbins=True), float)
+    w = np.ones(n) if name == "rect" else _periodic_cosine_window(_COSINE_TERMS[name], n)
     w.setflags(write=False)
+    return w
+
+
+#: Cosine-sum coefficients a_k of w[i] = sum_k (-1)^k a_k cos(2 pi k i / n): Hann, and the flat top of
+#: D'Antona & Ferrero (2006) that scipy.signal.windows.flattop uses.
+_COSINE_TERMS: dict[str, tuple[float, ...]] = {
+    "hann": (0.5, 0.5),
+    "flattop": (0.21557895, 0.41663158, 0.277263158, 0.083578947, 0.006947368),
+}
+
+
+def _periodic_cosine_window(terms: tuple[float, ...], n: int) -> FloatArray:
+    """A periodic (DFT-even) cosine-sum window of ``n`` samples, as scipy's ``get_window(name, n)``."""
+    if n == 1:
+        return np.ones(1)  # as scipy: a one-sample window is 1
+    phase = np.linspace(-np.pi, np.pi, n + 1)[:n]
+    w = np.zeros(n)
+    for k, a in enumerate(terms):
+        w += a * np.cos(k * phase)
     return w
 
 
@@ -125,7 +142,7 @@ def amplitude_spectrum(
     """
     arr = detrend(validate_signal(x, fs_hz), detrend_mode)
     w = window(window_name, arr.size)
-    spec = np.abs(scipy.fft.rfft(arr * w)) * (2.0 / float(w.sum()))
+    spec = np.abs(np.fft.rfft(arr * w)) * (2.0 / float(w.sum()))
     spec[0] /= 2.0
     if arr.size % 2 == 0:
         spec[-1] /= 2.0
@@ -165,7 +182,7 @@ def welch_amplitude_spectrum(
     elif detrend_mode != "none":
         raise ValueError(f"detrend={detrend_mode!r} is not supported; use 'linear', 'constant' or 'none'")
     w = window(window_name, nperseg)
-    power = np.mean(np.abs(scipy.fft.rfft(segs * w, axis=1)) ** 2, axis=0)
+    power = np.mean(np.abs(np.fft.rfft(segs * w, axis=1)) ** 2, axis=0)
     spec = np.sqrt(power) * (2.0 / float(w.sum()))
     spec[0] /= 2.0
     if nperseg % 2 == 0:

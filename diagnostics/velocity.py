@@ -8,7 +8,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
 
 from diagnostics.spectrum import Spectrum, detrend, enbw_bins, rfft_freqs, validate_signal, window
 
@@ -98,7 +97,7 @@ def velocity_from_acceleration(
     arr = detrend(validate_signal(x, fs_hz), "linear")
     n = arr.size
     w = window("hann", n)
-    acc_peak = np.abs(scipy.fft.rfft(arr * w)) * (2.0 / float(w.sum()))
+    acc_peak = np.abs(np.fft.rfft(arr * w)) * (2.0 / float(w.sum()))
     acc = Spectrum(rfft_freqs(n, fs_hz), acc_peak, enbw_bins("hann", n))
     return velocity_from_spectrum(acc, fs_hz, units=units, band_hz=band_hz)
 
@@ -143,9 +142,9 @@ def velocity_waveform(
     """
     arr = detrend(validate_signal(x, fs_hz), "linear")
     lo, hi = check_band(band_hz, fs_hz)
-    spec = scipy.fft.rfft(arr) * (accel_scale_to_m_s2(units) * 1000.0)
+    spec = np.fft.rfft(arr) * (accel_scale_to_m_s2(units) * 1000.0)
     freqs = rfft_freqs(arr.size, fs_hz)
     sel = (freqs >= lo) & (freqs <= hi) & (freqs > 0)
     out = np.zeros_like(spec)
     out[sel] = spec[sel] / (2j * math.pi * freqs[sel])
-    return np.asarray(scipy.fft.irfft(out, n=arr.size), dtype=np.float64)
+    return np.asarray(np.fft.irfft(out, n=arr.size), dtype=np.float64)

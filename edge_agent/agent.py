@@ -261,6 +261,8 @@ class Agent:
         while True:
             readings = await runner.pushed.get()
             try:
+                if self.metrics is not None:
+                    self.metrics.observe_pushed(name, readings)
                 self.pipeline.on_readings(name, readings)
                 await self.alarms.on_readings(name, readings)
             except Exception:

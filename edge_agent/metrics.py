@@ -160,6 +160,15 @@ class AgentMetrics:
             if count:
                 self.readings.labels(device=device, quality=quality.value).inc(count)
 
+    def observe_pushed(self, device: str, readings: Iterable[Reading]) -> None:
+        """Count readings a device pushed (OPC UA subscriptions): no poll cycle, so no latency or jitter."""
+        counts = {quality: 0 for quality in Quality}
+        for reading in readings:
+            counts[reading.quality] += 1
+        for quality, count in counts.items():
+            if count:
+                self.readings.labels(device=device, quality=quality.value).inc(count)
+
     def observe_loop_lag(self, lag_s: float) -> None:
         """Record one event-loop lag probe (seconds); pass this as the watchdog's ``on_lag``."""
         self.event_loop_lag_seconds.observe(max(0.0, lag_s))

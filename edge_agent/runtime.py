@@ -160,7 +160,7 @@ class AgentService:
         if self.config_path is not None:
             remote_cfg = self.cfg.remote
             applier = FileConfigApplier(self.config_path, ConfigHistory(data_dir, keep=remote_cfg.keep_configs),
-                                        on_change=agent.reconfigure, text=self.text)
+                                        on_change=agent.reconfigure, text=self.text, config=self.cfg)
             self.transport = SwappablePublisherTransport(agent.publisher)
             agent.on_publisher_change.append(self.transport.swap)
             if remote_cfg.enabled:

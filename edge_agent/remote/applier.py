@@ -40,14 +40,16 @@ class FileConfigApplier:
     """Keeps the running config (text, data, model), its file on disk and its history consistent."""
 
     def __init__(self, config_path: Path | str, history: ConfigHistory, *, validate: Validator | None = None,
-                 on_change: ChangeHook | None = None, text: str | None = None) -> None:
+                 on_change: ChangeHook | None = None, text: str | None = None, config: Any = None) -> None:
         self.config_path = Path(config_path)
         self.history = history
         self._validate = validate or _default_validator
         self._on_change = on_change
         self._text = text if text is not None else self.config_path.read_text(encoding="utf-8")
-        self._config = self._validate(self._text, str(self.config_path))
-        self._data = _as_mapping(self._text)
+        # The agent passes the model it already validated from this text: validating a large config twice
+        # on the event loop stalls every poller for seconds at start-up.
+        self._config = config if config is not None else self._validate(self._text, str(self.config_path))
+        self._data: dict[str, Any] | None = None  # parsed when first asked for
         latest = history.latest()
         if latest is None or latest.hash != config_hash(self._text):
             history.record(self._text, version=None, label="", by="local", source="startup")
@@ -63,6 +65,8 @@ class FileConfigApplier:
 
     def active_data(self) -> dict[str, Any]:
         """A private copy of the running config as plain data."""
+        if self._data is None:
+            self._data = _as_mapping(self._text)
         return copy.deepcopy(self._data)
 
     async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
@@ -96,7 +100,7 @@ class FileConfigApplier:
             await self._restore(new_config, old_config)
             return ApplyOutcome("rolled_back", new_hash, [f"cannot save the config: {exc}"],
                                 message="the config could not be saved; the previous config runs again")
-        self._text, self._config, self._data = text, new_config, _as_mapping(text)
+        self._text, self._config, self._data = text, new_config, None
         return ApplyOutcome("accepted", new_hash, restarted=restarted)
 
     async def _restore(self, failed: Any, previous: Any) -> None:

@@ -153,15 +153,11 @@ class AgentMetrics:
         self.poll_latency_seconds.labels(device=device).observe(max(0.0, duration_s))
         self.poll_jitter_seconds.labels(device=device).observe(abs(lateness_s))
         self.poll_requests_per_cycle.labels(device=device).set(requests)
-        counts = {quality: 0 for quality in Quality}
-        for reading in readings:
-            counts[reading.quality] += 1
-        for quality, count in counts.items():
-            if count:
-                self.readings.labels(device=device, quality=quality.value).inc(count)
+        self.observe_pushed(device, readings)
 
     def observe_pushed(self, device: str, readings: Iterable[Reading]) -> None:
-        """Count readings a device pushed (OPC UA subscriptions): no poll cycle, so no latency or jitter."""
+        """Count readings by quality; alone, for readings a device pushed (OPC UA subscriptions: no poll
+        cycle, so no latency or jitter)."""
         counts = {quality: 0 for quality in Quality}
         for reading in readings:
             counts[reading.quality] += 1

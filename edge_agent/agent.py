@@ -30,7 +30,7 @@ from edge_agent.pipeline import Pipeline
 from edge_agent.publisher import Publisher
 from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
-from edge_agent.scheduler import CadenceStats, run_periodic
+from edge_agent.scheduler import CadenceStats, cancel_and_wait, run_periodic
 from edge_agent.summaries import SummaryAggregator
 from edge_agent.telemetry import telemetry_body as raw_telemetry_body
 from edge_agent.vibration_stage import VibrationStage
@@ -388,12 +388,7 @@ class Agent:
         if self._summary_task is not None:
             self._tasks.append(self._summary_task)
             self._summary_task = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_and_wait(self._tasks)
         if self.outbox is not None:
             try:
                 await self.pipeline.close_summary_interval(time.time())

@@ -33,6 +33,7 @@ from edge_agent.remote.config_watch import ConfigFileWatch
 from edge_agent.remote.contracts import MessageHandler
 from edge_agent.remote.history import ConfigHistory
 from edge_agent.remote.service import RemoteService, RemoteSettings
+from edge_agent.scheduler import cancel_and_wait
 from edge_agent.sdnotify import Notifier, start_watchdog
 
 log = logging.getLogger(__name__)
@@ -193,12 +194,7 @@ class AgentService:
     async def stop(self) -> None:
         """Stop everything; the agent last so that its final records are stored and drained."""
         self.notifier.stopping("stopping: finishing in-flight publishes")
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_and_wait(self._tasks)
         if self.remote is not None:
             with contextlib.suppress(Exception):
                 await self.remote.close()

@@ -10,6 +10,7 @@ overruns its period, the ticks it missed are skipped and counted, never queued (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -39,6 +40,16 @@ class CadenceStats:
         self.lateness_samples_s.append(lateness_s)
         if len(self.lateness_samples_s) > 1024:  # bounded: keep the most recent half
             del self.lateness_samples_s[:512]
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks``, wait until each has finished, and empty the list."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
 
 
 def aligned_start(period_s: float, now_wall_s: float) -> float:

@@ -156,15 +156,21 @@ def parse_frequency(value: object) -> float:
     Raises ``PydanticCustomError`` (a ``ValueError``) naming the accepted forms when ``value`` is not a
     non-negative finite frequency.
     """
-    _reject_non_text_number(value, "frequency", FREQUENCY_FORMS)
+    return _parse_number_with_unit(value, "frequency", FREQUENCY_FORMS, _FREQUENCY_RE, _FREQUENCY_UNITS_HZ, "hz")
+
+
+def _parse_number_with_unit(value: object, what: str, forms: str, pattern: re.Pattern[str],
+                            units: dict[str, float], default_unit: str) -> float:
+    """A bare number, or ``<number><unit>`` matched by ``pattern`` and scaled by ``units`` (lower-case keys)."""
+    _reject_non_text_number(value, what, forms)
     if isinstance(value, (int, float)):
-        return _finite_non_negative(float(value), "frequency", value, FREQUENCY_FORMS)
+        return _finite_non_negative(float(value), what, value, forms)
     assert isinstance(value, str)
-    match = _FREQUENCY_RE.match(value)
+    match = pattern.match(value)
     if match is None:
-        raise _invalid("frequency", value, FREQUENCY_FORMS)
-    number_hz = float(match.group(1)) * _FREQUENCY_UNITS_HZ[(match.group(2) or "hz").lower()]
-    return _finite_non_negative(number_hz, "frequency", value, FREQUENCY_FORMS)
+        raise _invalid(what, value, forms)
+    scaled = float(match.group(1)) * units[(match.group(2) or default_unit).lower()]
+    return _finite_non_negative(scaled, what, value, forms)
 
 
 _RATE_UNITS_PER_MIN: dict[str, float] = {"s": 60.0, "sec": 60.0, "m": 1.0, "min": 1.0, "h": 1 / 60}
@@ -178,15 +184,7 @@ def parse_rate_per_minute(value: object) -> float:
     Raises ``PydanticCustomError`` (a ``ValueError``) naming the accepted forms when ``value`` is not a
     non-negative finite rate.
     """
-    _reject_non_text_number(value, "rate", RATE_FORMS)
-    if isinstance(value, (int, float)):
-        return _finite_non_negative(float(value), "rate", value, RATE_FORMS)
-    assert isinstance(value, str)
-    match = _RATE_RE.match(value)
-    if match is None:
-        raise _invalid("rate", value, RATE_FORMS)
-    per_min = float(match.group(1)) * _RATE_UNITS_PER_MIN[(match.group(2) or "min").lower()]
-    return _finite_non_negative(per_min, "rate", value, RATE_FORMS)
+    return _parse_number_with_unit(value, "rate", RATE_FORMS, _RATE_RE, _RATE_UNITS_PER_MIN, "min")
 
 
 def _number_or_pattern(pattern: str, description: str, integer: bool = False) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from diagnostics.alarms import (
 from diagnostics.alarms.interlock import Interlock
 from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
 from diagnostics.counters import CounterConfig, MaintenanceCounters, ServiceInterval
-from edge_agent.config import AgentConfig, rule_id
+from edge_agent.config import AgentConfig, RuleSeverity, rule_id
 from edge_agent.config import rules as cfg_rules
 from edge_agent.config.rules_common import RuleBase
 
@@ -57,6 +57,11 @@ class BuiltRules:
                 if id(alarm) not in seen:
                     seen.add(id(alarm))
                     yield alarm
+
+
+def _level_severities(severity: RuleSeverity) -> dict[str, str]:
+    """Per-level severities of a config rule as the diagnostics rule's keyword arguments."""
+    return {f"severity_{level}": getattr(severity, level) for level in ("high", "high_high", "low", "low_low")}
 
 
 def _point_rule_id(rule: RuleBase, point: str, kind: str) -> str:
@@ -102,8 +107,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
                 high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
                 deadband=rule.deadband, on_delay_s=rule.on_delay, off_delay_s=rule.off_delay,
                 min_update_interval_s=min_update_s,
-                severity_high=rule.severity.high, severity_high_high=rule.severity.high_high,
-                severity_low=rule.severity.low, severity_low_low=rule.severity.low_low))
+                **_level_severities(rule.severity)))
             add(rule.point, alarm)
             made.append(alarm)
         elif isinstance(rule, cfg_rules.RateRule):
@@ -122,8 +126,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
                 high_high=rule.high_high, low=rule.low, low_low=rule.low_low, deadband=rule.deadband,
                 max_reference_age_s=rule.max_reference_age, on_delay_s=rule.on_delay,
                 off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
-                severity_high=rule.severity.high, severity_high_high=rule.severity.high_high,
-                severity_low=rule.severity.low, severity_low_low=rule.severity.low_low))
+                **_level_severities(rule.severity)))
             add(rule.point, dev)
             if rule.reference_point:
                 built.references.setdefault(rule.reference_point, []).append(dev)

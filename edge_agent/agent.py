@@ -32,7 +32,6 @@ from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
 from edge_agent.scheduler import CadenceStats, cancel_and_wait, run_periodic
 from edge_agent.summaries import SummaryAggregator
-from edge_agent.telemetry import telemetry_body as raw_telemetry_body
 from edge_agent.vibration_stage import VibrationStage
 
 log = logging.getLogger(__name__)
@@ -76,15 +75,6 @@ def has_subscriptions(device: Device) -> bool:
     return any(getattr(p, "mode", "poll") == "subscribe" for p in device.points)
 
 
-def telemetry_body(device: str, cycle_s: float, readings: Sequence[Reading]) -> dict[str, object]:
-    """One poll cycle's raw values: ``values`` by point, ``quality`` only for points that are not good.
-
-    The agent itself builds raw telemetry payloads with :class:`edge_agent.telemetry.RawTelemetry` (same
-    fields, encoded once); this dict form is for callers that want the body as data.
-    """
-    return raw_telemetry_body(device, cycle_s, readings)
-
-
 class Agent:
     """One running agent: construct with a validated config, then ``await run(stop)``."""
 
@@ -117,8 +107,6 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._summary_task: asyncio.Task[None] | None = None
         self._last_status_key: object = None
-        self.ready = asyncio.Event()
-        self.on_ready: list[Callable[[], None]] = []
         self.on_publisher_change: list[Callable[[Publisher], Awaitable[None]]] = []
 
     def _latest_number(self, key: str) -> float | None:
@@ -375,9 +363,6 @@ class Agent:
                     "status")
         self._spawn(run_periodic(ALARM_TICK_INTERVAL_S, self._alarm_tick, name="alarm timers", align=False),
                     "alarm-tick")
-        self.ready.set()
-        for callback in self.on_ready:
-            callback()
         log.info("agent %s started: %d device(s), publishing to %s under %s", self.cfg.agent.id,
                  len(self.devices), self.cfg.mqtt.url, self.prefix)
 

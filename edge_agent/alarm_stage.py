@@ -135,7 +135,6 @@ class AlarmStage:
         storm = cfg.alarms.storm
         self.storm = StormGuard(summary_after_s=storm.summary_after, release_after_s=storm.release_after)
         self._interval_counts: dict[str, dict[str, int]] = {}
-        self.events_emitted = 0
         self._load()
 
     # ----------------------------------------------------------------- lookup
@@ -322,7 +321,6 @@ class AlarmStage:
             asset = self._asset_of.get(event.point) or event.point.split("/", 1)[0]
             body["asset"] = asset
             await self._emit(f"alerts/{asset}", body, Priority.ALERT)
-            self.events_emitted += 1
             counts = self._interval_counts.setdefault(asset, {})
             counts[event.state] = counts.get(event.state, 0) + 1
         self._save()

@@ -2,7 +2,7 @@
 
 Readings of a device's poll cycle arrive here once and become one :class:`~edge_agent.telemetry.CycleFrame`
 (columns, built in a few C-level passes). The frame updates the latest-value cache (for remote ``read``
-and the live view), the summary accumulators (in bulk), any listener (the demo's terminal view), and is
+and the live view) and the summary accumulators (in bulk), and is
 handed back to the caller for raw telemetry. Records leave through a single ``emit`` coroutine that
 stores them in the outbox.
 """
@@ -21,7 +21,6 @@ from edge_agent.telemetry import CycleFrame, RawDeviceSettings, RawTelemetry, Ra
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, object], Priority], Awaitable[None]]
-ReadingListener = Callable[[str, Sequence[Reading]], None]
 
 
 @dataclass(slots=True)
@@ -148,7 +147,6 @@ class Pipeline:
         self._units = units
         self._emit = emit
         self.latest = LatestValues(units)
-        self.listeners: list[ReadingListener] = []
         self.readings_good = 0
         self.readings_bad = 0
         self._raw: dict[str, tuple[object, RawTelemetry | None]] = {}
@@ -166,11 +164,6 @@ class Pipeline:
         good = len(frame) if frame.all_good else frame.qualities.count(Quality.GOOD)
         self.readings_good += good
         self.readings_bad += len(frame) - good
-        for listener in self.listeners:
-            try:
-                listener(device, readings)
-            except Exception:
-                log.exception("reading listener failed")
         return frame
 
     def raw_telemetry(self, device: RawDeviceSettings, agent_id: str) -> RawTelemetry | None:

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, object], Priority], Awaitable[None]]
 SpeedLookup = Callable[[str], float | None]
-ResultListener = Callable[[str, str, "VibrationResult"], None]
 
 DEFAULT_BASELINE_CAPTURES = 10
 
@@ -89,10 +88,8 @@ class VibrationStage:
         self.channels = channel_settings(cfg)
         self._emit = emit
         self._speed_rpm = speed_rpm
-        self.listeners: list[ResultListener] = []
         self.analysed = 0
         self.failed = 0
-        self.last_results: dict[str, VibrationResult] = {}
 
     def relearn_baselines(self, points: list[str] | None = None) -> list[str]:
         """Forget the baselines of ``points`` (all when None) and learn them again; return the points."""
@@ -131,7 +128,6 @@ class VibrationStage:
             log.warning("%s: waveform not analysed: %s", key, exc)
             return None
         self.analysed += 1
-        self.last_results[key] = result
         settings = self.channels.get(key)
         asset = settings.asset if settings else device
         body: dict[str, Any] = {"asset": asset, "point": key, "capture_ts": int(waveform.ts * 1000)}
@@ -144,9 +140,4 @@ class VibrationStage:
                                 if deviations is not None
                                 else {"learned": False, "captures": settings.baseline.count})
         await self._emit(f"vibration/{asset}/{key}", body, Priority.VIBRATION)
-        for listener in self.listeners:
-            try:
-                listener(asset, key, result)
-            except Exception:
-                log.exception("vibration result listener failed")
         return result

@@ -50,7 +50,7 @@ class DeviceRunner:
     poll_interval_s: float
     publish_raw: bool = False
     cadence: CadenceStats = field(default_factory=CadenceStats)
-    connected_once: bool = False
+    connect_tried: bool = False
     last_state: CommsState | None = None
     task: asyncio.Task[None] | None = None
     subscribed: bool = False
@@ -153,13 +153,12 @@ class Agent:
         started = time.monotonic()
         lateness_s = max(0.0, time.time() - due_s)
         driver = runner.driver
-        if not runner.connected_once:
+        if not runner.connect_tried:
+            runner.connect_tried = True  # one explicit connect; from here on read() owns reconnection and backoff
             try:
                 await driver.connect()
-                runner.connected_once = True
             except DriverError as exc:
                 log.warning("%s: cannot connect yet (%s); retrying on the next cycles", name, exc)
-                runner.connected_once = True  # from here on read() owns reconnection and backoff
         result = await driver.read()
         if result.readings:
             frame = self.pipeline.on_readings(name, result.readings)

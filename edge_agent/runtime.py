@@ -94,7 +94,7 @@ class AgentService:
                 self._export_publisher_metrics(publisher)
             for name, runner in agent.devices.items():
                 comms = runner.driver.comms
-                if comms.state.value != "ok" and runner.connected_once:
+                if comms.state.value != "ok" and runner.connect_tried:
                     self.health.degrade(f"device:{name}", f"{comms.state.value}: {comms.last_error or ''}")
                 else:
                     self.health.clear(f"device:{name}")

@@ -22,7 +22,7 @@ from edge_agent.config._base import ISSUES_ERROR_TYPE, Loc, format_loc
 from edge_agent.config.models import DEVICE_MODELS, UNION_TAGS, AgentConfig
 from edge_agent.config.references import reference_issues
 from edge_agent.config.rules import RULE_MODELS, rule_kind
-from edge_agent.config.yaml_source import YamlDocument, YamlSourceError, node_line, parse_yaml
+from edge_agent.config.yaml_source import YamlDocument, YamlSourceError, parse_yaml
 from edge_agent.errors import ConfigError
 
 DEFAULT_MAX_BYTES = 1_000_000
@@ -59,7 +59,7 @@ def load_config_text(
 ) -> AgentConfig:
     """Parse and validate YAML ``text``; raise ConfigError naming ``source`` and the line of each problem."""
     document = _parse(text, source, max_bytes)
-    return _validate(document.data, source, lambda loc: node_line(document.root, loc))
+    return _validate(document.data, source, document.line)
 
 
 def parse_config_text(
@@ -91,7 +91,7 @@ def _parse(text: str, source: str, max_bytes: int) -> YamlDocument:
     if not isinstance(data, dict):
         raise ConfigError(
             [
-                f"{source}:{node_line(document.root, ())}: the top level must be a mapping of sections "
+                f"{source}:{document.line(())}: the top level must be a mapping of sections "
                 f"({', '.join(SECTIONS)}), not {_kind_of(data)}"
             ]
         )

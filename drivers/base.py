@@ -21,10 +21,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is loaded only by the drivers and points that produce waveforms
+    import numpy as np
+    import numpy.typing as npt
 
 Value = float | int | bool | str | None
 

@@ -12,7 +12,7 @@ from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
 
 from drivers.modbus.client import _HoldingRegistersAnswer, _InputRegistersAnswer
-from drivers.modbus.codec import BlockDecoder
+from drivers.modbus.codec import BlockDecoder, RegisterBlock
 from drivers.sim.register_map import synthetic_register_map
 
 
@@ -23,12 +23,14 @@ def answer_bytes(words: list[int]) -> bytes:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=125))
-def test_array_answer_equals_pymodbus_decoding(words: list[int]) -> None:
+def test_raw_answer_equals_pymodbus_decoding(words: list[int]) -> None:
     ours, theirs = _HoldingRegistersAnswer(), ReadHoldingRegistersResponse()
     ours.decode(answer_bytes(words))
     theirs.decode(answer_bytes(words))
-    assert isinstance(ours.registers, np.ndarray)
-    assert ours.registers.tolist() == theirs.registers == words
+    assert isinstance(ours.registers, RegisterBlock)
+    assert list(ours.registers) == theirs.registers == words
+    assert len(ours.registers) == len(words) and ours.registers[-1] == words[-1]
+    assert list(ours.registers[1:3]) == words[1:3]
     assert _InputRegistersAnswer.function_code == 4 and _HoldingRegistersAnswer.function_code == 3
     assert "registers[" in str(ours)  # logging a PDU does not print the whole array
 
@@ -40,7 +42,7 @@ def test_a_truncated_answer_is_refused() -> None:
         _HoldingRegistersAnswer().decode(bytes([3, 0, 1, 0]))
 
 
-def test_block_decoder_reads_the_array_answer_like_a_list() -> None:
+def test_block_decoder_reads_the_raw_answer_like_a_list() -> None:
     points = [e.point for e in synthetic_register_map(83)]
     length = points[-1].address + points[-1].register_count
     rng = np.random.default_rng(3)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from drivers.modbus.codec import (
     BlockDecoder,
+    RegisterBlock,
     UnknownEnumCode,
     decode_bits,
     decode_point,
@@ -205,6 +206,31 @@ def test_block_decoder_accepts_plain_lists_and_reports_short_blocks() -> None:
     assert decoder.decode([0x7FC0, 0x0000][::-1])[1] == {0: "device sent a non-finite float (nan)"}
     with pytest.raises(ValueError, match="block has 1 registers, the points need 2"):
         decoder.decode([0])
+
+
+def test_block_decoder_reads_overlapping_views_from_raw_answer_bytes() -> None:
+    # the same two registers as uint32, float32 and two int16 halves, plus a byte-swapped copy
+    points = [
+        ModbusPointSpec("u", "holding", 100, "uint32"),
+        ModbusPointSpec("f", "holding", 100, "float32"),
+        ModbusPointSpec("hi", "holding", 100, "int16", scale=0.5),
+        ModbusPointSpec("lo", "holding", 101, "int16"),
+        ModbusPointSpec("g", "holding", 102, "float32", "DCBA", offset=1.0),
+        ModbusPointSpec("run", "holding", 101, "bool", bit=15),
+    ]
+    block = RegisterBlock(bytes.fromhex("41BC 8000 0000 BC41".replace(" ", "")))
+    assert list(block) == [0x41BC, 0x8000, 0x0000, 0xBC41] and len(block) == 4 and block[-1] == 0xBC41
+    values, problems = BlockDecoder(points, 100).decode(block)
+    assert values == [0x41BC8000, 23.5625, 0x41BC * 0.5, -0x8000, 24.5, True]  # 0x41BC8000 = 23.5 + 2**-4
+    assert [type(v) for v in values] == [int, float, float, int, float, bool] and problems == {}
+
+
+def test_block_decoder_refuses_words_that_are_not_16_bit() -> None:
+    decoder = BlockDecoder([ModbusPointSpec("a", "holding", 0, "uint16")], 0)
+    with pytest.raises(ValueError, match="register value 70000 is not a 16-bit word"):
+        decoder.decode([70000])
+    with pytest.raises(ValueError, match="register value -1 is not a 16-bit word"):
+        decoder.decode([-1])
 
 
 def test_float32_matches_struct_for_a_known_bit_pattern() -> None:

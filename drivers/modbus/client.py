@@ -28,9 +28,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
@@ -49,7 +48,7 @@ from drivers.base import (
     Waveform,
 )
 from drivers.modbus.backoff import Backoff
-from drivers.modbus.codec import BlockDecoder, decode_bits, decode_waveform
+from drivers.modbus.codec import BlockDecoder, RegisterBlock, decode_bits, decode_waveform
 from drivers.modbus.planner import ReadRequest, plan_reads, plan_waveform_reads, split_request
 from drivers.modbus.serial_line import LINE_BACKSTOP_TIMEOUT_S, SerialLine, acquire_line, open_line, release_line
 from drivers.modbus.spec import (
@@ -59,6 +58,10 @@ from drivers.modbus.spec import (
     ModbusRtuSpec,
     ModbusTcpSpec,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +110,23 @@ class _PlannedRead:
 
 
 def _registers_from_pdu(pdu: ModbusPDU, data: bytes) -> None:
-    """Decode the register words of a function 3/4 answer with one numpy call (a read-only big-endian view).
+    """Keep the register bytes of a function 3/4 answer as they are (a :class:`RegisterBlock`).
 
-    pymodbus decodes one ``struct.unpack`` per register into a list; the block decoder wants an array.
+    pymodbus decodes one ``struct.unpack`` per register into a list of Python ints; the block decoder
+    reads the raw big-endian bytes directly instead.
     """
     byte_count = int(data[0])
     if byte_count >= len(data) or byte_count % 2:
         raise ModbusIOException(f"byte_count {byte_count} does not fit a packet of {len(data)} bytes",
                                 function_code=pdu.function_code)
-    pdu.registers = np.frombuffer(data, dtype=">u2", count=byte_count // 2, offset=1)  # type: ignore[assignment]
+    pdu.registers = RegisterBlock(data[1 : 1 + byte_count])
+
+
+def _no_samples() -> npt.NDArray[np.float64]:
+    """The empty sample array of a BAD waveform (numpy is loaded only when waveform points exist)."""
+    import numpy as np  # lazy: a Modbus-only agent must not load numpy
+
+    return np.zeros(0, dtype=np.float64)
 
 
 def _short_pdu_str(pdu: ModbusPDU) -> str:
@@ -124,7 +135,7 @@ def _short_pdu_str(pdu: ModbusPDU) -> str:
 
 
 class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
-    """Function 3 answer whose ``registers`` is a uint16 numpy array (see :func:`_registers_from_pdu`)."""
+    """Function 3 answer whose ``registers`` is a :class:`RegisterBlock` (see :func:`_registers_from_pdu`)."""
 
     def decode(self, data: bytes) -> None:
         """Decode the answer's registers in one call."""
@@ -135,7 +146,7 @@ class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
 
 
 class _InputRegistersAnswer(ReadInputRegistersResponse):
-    """Function 4 answer whose ``registers`` is a uint16 numpy array (see :func:`_registers_from_pdu`)."""
+    """Function 4 answer whose ``registers`` is a :class:`RegisterBlock` (see :func:`_registers_from_pdu`)."""
 
     def decode(self, data: bytes) -> None:
         """Decode the answer's registers in one call."""
@@ -303,7 +314,7 @@ class ModbusDriver:
                 spec.host, port=spec.port, framer=framer, timeout=spec.timeout_s, retries=0,
                 reconnect_delay=0, name=spec.name, trace_connect=on_connection_change,
             )
-        client.register(_HoldingRegistersAnswer)  # register answers as arrays: no Python int per register
+        client.register(_HoldingRegistersAnswer)  # register answers as raw bytes: no Python int per register
         client.register(_InputRegistersAnswer)
         made.append(client)
         return client
@@ -417,7 +428,7 @@ class ModbusDriver:
         return (request.table, request.address)
 
     async def _execute(self, client: AnyModbusClient, request: ReadRequest,
-                       result: ReadResult) -> npt.NDArray[np.uint16] | Sequence[int] | list[bool]:
+                       result: ReadResult) -> Sequence[int] | list[bool]:
         """Send one read; raise _LinkFailure or _RequestRefused on failure."""
         if not client.connected:
             raise _LinkFailure("connection closed by the device")
@@ -454,13 +465,12 @@ class ModbusDriver:
             if len(bits) < request.count:
                 raise _RequestRefused(f"device answered {len(bits)} bits, {request.count} requested")
             return bits[: request.count]
-        registers: npt.NDArray[np.uint16] | Sequence[int] = response.registers
+        registers: Sequence[int] = response.registers
         if len(registers) != request.count:
             raise _RequestRefused(f"device answered {len(registers)} registers, {request.count} requested")
         return registers
 
-    def _decode(self, planned: _PlannedRead, data: npt.NDArray[np.uint16] | Sequence[int] | list[bool],
-                ts: float) -> list[Reading]:
+    def _decode(self, planned: _PlannedRead, data: Sequence[int] | list[bool], ts: float) -> list[Reading]:
         request = planned.request
         values: list[Value]
         if planned.decoder is None:
@@ -478,7 +488,7 @@ class ModbusDriver:
     # ------------------------------------------------------------------ waveforms
     async def _read_waveform(self, point: ModbusPointSpec, result: ReadResult, cycle: _Cycle) -> Waveform:
         ts = time.time()
-        empty = np.zeros(0, dtype=np.float64)
+        empty = _no_samples()
         if cycle.down_reason is not None or not self._clients:
             return Waveform(point.name, empty, point.sample_rate_hz or 0.0, ts, point.unit, Quality.BAD)
         client = self._clients[0]
@@ -513,7 +523,7 @@ class ModbusDriver:
         self.comms.requests_last_cycle = 0
         return ReadResult(
             readings=self._bad(self._value_points, reason),
-            waveforms=[Waveform(p.name, np.zeros(0), p.sample_rate_hz or 0.0, ts, p.unit, Quality.BAD)
+            waveforms=[Waveform(p.name, _no_samples(), p.sample_rate_hz or 0.0, ts, p.unit, Quality.BAD)
                        for p in self._waveform_points],
         )
 

@@ -5,7 +5,10 @@ Pure functions, no I/O. Two paths with the same results:
 - :func:`decode_point` / :func:`encode_point` work on one value with :mod:`struct` (clear, used for
   writes, tests and odd points);
 - :class:`BlockDecoder` decodes every point of one read request from its register block at once
-  with a precomputed numpy byte gather and one ``struct.unpack`` (the polling hot path).
+  with precompiled :class:`struct.Struct` layouts and C-level byte gathers (the polling hot path).
+
+No numpy here: a Modbus-only agent never imports it. Only :func:`decode_waveform` (vibration
+waveform points) imports numpy, when it is first called.
 
 Byte order (see :mod:`drivers.modbus.spec`): the canonical big-endian words of a value are ``AB CD``
 (``AB CD EF GH`` for 64 bits). ``BADC`` and ``DCBA`` swap the two bytes of every word; ``CDAB`` and
@@ -18,18 +21,19 @@ every register, ``CDAB`` is the same as ``ABCD``.
 from __future__ import annotations
 
 import struct
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Callable, Iterator, Sequence
+from math import isfinite
+from operator import add, itemgetter, mul
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 from drivers.base import Value
 from drivers.modbus.spec import BIT_TABLES, INTEGER_TYPES, TYPE_REGISTERS, ModbusPointSpec
 
-#: struct format (big-endian) and numpy dtype of each fixed-size numeric type.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+#: struct format (big-endian) of each fixed-size numeric type.
 _STRUCT_FORMAT: dict[str, str] = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I",
     "int64": ">q", "uint64": ">Q", "float32": ">f", "float64": ">d",
@@ -40,7 +44,8 @@ _INTEGER_RANGE: dict[str, tuple[int, int]] = {
     "int64": (-(2**63), 2**63 - 1), "uint64": (0, 2**64 - 1),
 }
 
-Registers = Sequence[int] | npt.NDArray[np.uint16]
+#: 16-bit register words in wire order: a list, a :class:`RegisterBlock`, or a uint16 numpy array.
+Registers: TypeAlias = "Sequence[int] | npt.NDArray[np.uint16]"
 
 
 class UnknownEnumCode(ValueError):
@@ -209,7 +214,12 @@ def encode_point(point: ModbusPointSpec, value: Value) -> list[int]:
 
 
 def decode_waveform(point: ModbusPointSpec, registers: Registers) -> npt.NDArray[np.float64]:
-    """Samples of a waveform point in its engineering unit: 16-bit words times scale plus offset."""
+    """Samples of a waveform point in its engineering unit: 16-bit words times scale plus offset.
+
+    Imports numpy on first use (waveform points only exist in vibration configs).
+    """
+    import numpy as np  # lazy: a Modbus-only agent must not load numpy
+
     if point.kind != "waveform":
         raise ValueError(f"point {point.name!r} is not a waveform")
     words = np.asarray(registers, dtype=np.uint16)
@@ -222,45 +232,115 @@ def decode_waveform(point: ModbusPointSpec, registers: Registers) -> npt.NDArray
 
 
 # ---------------------------------------------------------------------------------------- block path
-#: numpy dtype (big-endian, canonical byte order) of each fixed-size numeric type.
-_NUMPY_DTYPE: dict[str, str] = {
-    "int16": ">i2", "uint16": ">u2", "int32": ">i4", "uint32": ">u4",
-    "int64": ">i8", "uint64": ">u8", "float32": ">f4", "float64": ">f8",
-}
+#: struct code (one value, no byte order prefix) of each fixed-size numeric type.
+_STRUCT_CODE: dict[str, str] = {type_: fmt[1] for type_, fmt in _STRUCT_FORMAT.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class _Group:
-    """Points of one type and one conversion, decoded together with one numpy gather."""
+class RegisterBlock(Sequence[int]):
+    """The registers of one read answer, kept as their raw big-endian wire bytes (two per register).
 
-    positions: tuple[int, ...]  # point indices in the block decoder's ``points``
-    byte_index: npt.NDArray[np.intp]  # canonical big-endian bytes of every point, back to back
-    dtype: np.dtype[Any]
-    keep_int: bool  # integers with scale 1 and offset 0 stay Python ints
-    is_float: bool  # float types: non-finite values are refused
-    scale: npt.NDArray[np.float64] | None  # None: no scaling (scale 1, offset 0)
-    offset: npt.NDArray[np.float64] | None
+    Indexing and iteration give the 16-bit words; :class:`BlockDecoder` reads :attr:`data` directly,
+    so a read answer never turns into one Python int per register.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 2:
+            raise ValueError(f"registers are 2 bytes each, got {len(data)} bytes")
+        self.data = bytes(data)
+
+    def __len__(self) -> int:
+        return len(self.data) >> 1
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[int, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> int | tuple[int, ...]:
+        if isinstance(index, slice):
+            return self.words()[index]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(f"register {index} is outside a block of {n}")
+        data = self.data
+        return (data[2 * i] << 8) | data[2 * i + 1]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.words())
+
+    def words(self) -> tuple[int, ...]:
+        """All registers as 16-bit words (0..65535), in wire order."""
+        return struct.unpack(f">{len(self)}H", self.data)
+
+    def __repr__(self) -> str:
+        return f"RegisterBlock({len(self)} registers)"
+
+
+def _register_bytes(block: Registers) -> bytes:
+    """The big-endian wire bytes of ``block`` (a :class:`RegisterBlock` or any sequence of words)."""
+    if type(block) is RegisterBlock:
+        return block.data
+    try:
+        return struct.pack(f">{len(block)}H", *block)
+    except struct.error:
+        bad = next((w for w in block if not hasattr(w, "__index__") or not 0 <= int(w) <= 0xFFFF), None)
+        raise ValueError(f"register value {bad!r} is not a 16-bit word (0..65535)") from None
+
+
+def _picker(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A C-level function returning the items at ``indices`` as a tuple (one index included)."""
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda seq: (seq[index],)
+    getter: Callable[[Sequence[Any]], tuple[Any, ...]] = itemgetter(*indices)
+    return getter
+
+
+def _canonical_byte_index(point: ModbusPointSpec, first: int) -> list[int]:
+    """Positions in the block's bytes of the canonical (big-endian) bytes of ``point``.
+
+    ``first`` is the point's first register relative to the block start.
+    """
+    k = TYPE_REGISTERS[point.type]
+    index: list[int] = []
+    for word in range(k):
+        wire_word = first + (k - 1 - word if swaps_words(point.byte_order) else word)
+        if swaps_bytes(point.byte_order):
+            index += [2 * wire_word + 1, 2 * wire_word]
+        else:
+            index += [2 * wire_word, 2 * wire_word + 1]
+    return index
 
 
 class BlockDecoder:
-    """Decodes every value point of one register read request at once.
+    """Decodes every value point of one register read request at once, with the stdlib only.
 
     Built once per request (``points`` all in one register table, ``start`` the request's first
-    address). Construction groups the numeric points by type and conversion and precomputes, per
-    group, a numpy byte permutation that gathers the canonical (big-endian) bytes of its points out of
-    the block, whatever their byte order. :meth:`decode` is then, per group, one gather, one view with
-    the group's dtype, one vectorised scale and offset and one ``tolist``: no Python work per value
-    beyond placing it in the output list. Register bits are read with a shift; strings and enums take
-    the per-point path. Results equal :func:`decode_point` exactly (same IEEE operations).
+    address). Construction compiles the numeric points into at most two :class:`struct.Struct`:
+
+    - *direct*: big-endian points (and 16-bit points of any word order) that do not overlap, read in
+      address order straight from the wire bytes, with pad bytes over everything else;
+    - *gathered*: the rest (swapped bytes or words, overlaps), whose canonical bytes are first
+      collected with one :func:`operator.itemgetter` over the wire bytes.
+
+    :meth:`decode` is then one unpack per struct, ``raw * scale + offset`` for the scaled points
+    only (two C-level ``map`` calls), one finiteness check over the floats and one ``itemgetter``
+    putting every value in point order: no Python bytecode per value. Register bits are read with a
+    mask; strings and enums take the per-point path. Results equal :func:`decode_point` exactly.
     """
 
     def __init__(self, points: Sequence[ModbusPointSpec], start: int) -> None:
         self.points = tuple(points)
         self.start = start
         self.length = max((p.address + p.register_count for p in self.points), default=start) - start
-        members: dict[tuple[str, bool], list[tuple[int, list[int], float, float]]] = {}
-        self._bits: list[tuple[int, int, int]] = []  # (point index, register offset, bit)
-        self._slow: list[int] = []
+        numeric: list[int] = []
+        self._bits: list[tuple[int, int]] = []  # (byte position, mask), in order of ``bit_points``
+        bit_points: list[int] = []
+        self._slow: list[tuple[int, int, struct.Struct]] = []  # (point index, byte offset, words)
         for i, p in enumerate(self.points):
             if p.table in BIT_TABLES or p.kind != "value":
                 raise ValueError(f"point {p.name!r}: BlockDecoder handles register value points only")
@@ -268,74 +348,98 @@ class BlockDecoder:
                 raise ValueError(f"point {p.name!r} at {p.address} is before the block start {start}")
             first = p.address - start
             if p.bit is not None and p.enum is None:
-                self._bits.append((i, first, p.bit))
+                # bits 8..15 live in the word's first (high) byte
+                self._bits.append((2 * first + (0 if p.bit >= 8 else 1), 1 << (p.bit % 8)))
+                bit_points.append(i)
             elif p.type == "string" or p.enum is not None:
-                self._slow.append(i)
+                self._slow.append((i, 2 * first, struct.Struct(f">{p.register_count}H")))
             else:
-                k = TYPE_REGISTERS[p.type]
-                byte_index: list[int] = []
-                for word in range(k):
-                    wire_word = first + (k - 1 - word if swaps_words(p.byte_order) else word)
-                    high, low = (2 * wire_word + 1, 2 * wire_word) if swaps_bytes(p.byte_order) else (
-                        2 * wire_word, 2 * wire_word + 1)
-                    byte_index += [high, low]
-                keep_int = p.type in INTEGER_TYPES and p.scale == 1.0 and p.offset == 0.0
-                members.setdefault((p.type, keep_int), []).append((i, byte_index, p.scale, p.offset))
-        self._groups: list[_Group] = []
-        for (type_, keep_int), group in members.items():
-            scaled = not keep_int and any(scale != 1.0 or offset != 0.0 for _, _, scale, offset in group)
-            self._groups.append(_Group(
-                positions=tuple(i for i, _, _, _ in group),
-                byte_index=np.array([b for _, idx, _, _ in group for b in idx], dtype=np.intp),
-                dtype=np.dtype(_NUMPY_DTYPE[type_]),
-                keep_int=keep_int,
-                is_float=type_.startswith("float"),
-                scale=np.array([s for _, _, s, _ in group], dtype=np.float64) if scaled else None,
-                offset=np.array([o for _, _, _, o in group], dtype=np.float64) if scaled else None,
-            ))
+                numeric.append(i)
+
+        # struct layouts: direct (no byte moves) first, then gathered
+        direct: list[int] = []
+        direct_format = ">"
+        end = 0  # first byte after the direct layout so far
+        gathered: list[int] = []
+        gather_index: list[int] = []
+        for i in sorted(numeric, key=lambda i: self.points[i].address):
+            p = self.points[i]
+            first = 2 * (p.address - start)
+            index = _canonical_byte_index(p, p.address - start)
+            if first >= end and index == list(range(first, first + len(index))):
+                direct_format += (f"{first - end}x" if first > end else "") + _STRUCT_CODE[p.type]
+                end = first + len(index)
+                direct.append(i)
+            else:
+                gathered.append(i)
+                gather_index += index
+        self._direct = struct.Struct(direct_format) if direct else None
+        self._gathered = struct.Struct(">" + "".join(_STRUCT_CODE[self.points[i].type] for i in gathered))
+        self._gather = _picker(gather_index) if gathered else None
+        order = direct + gathered  # point index of each unpacked value
+
+        # where each point's final value sits in ``unpacked + scaled + bits + slow``
+        place = dict(zip(order, range(len(order)), strict=True))
+        scaled = [j for j, i in enumerate(order)
+                  if self.points[i].scale != 1.0 or self.points[i].offset != 0.0]
+        self._scaled = _picker(scaled) if scaled else None
+        self._scales = tuple(self.points[order[j]].scale for j in scaled)
+        self._offsets = tuple(self.points[order[j]].offset for j in scaled)
+        place.update(zip((order[j] for j in scaled), range(len(order), len(order) + len(scaled)), strict=True))
+        after = len(order) + len(scaled)
+        place.update(zip(bit_points, range(after, after + len(bit_points)), strict=True))
+        after += len(bit_points)
+        place.update(zip((i for i, _, _ in self._slow), range(after, after + len(self._slow)), strict=True))
         n = len(self.points)
-        only = self._groups[0] if len(self._groups) == 1 and not self._bits and not self._slow else None
-        self._identity = only is not None and only.positions == tuple(range(n))
+        self._identity = not scaled and not bit_points and not self._slow and order == list(range(n))
+        self._out = _picker([place[i] for i in range(n)]) if n else None
+        self._float_points = [i for i in numeric if self.points[i].type.startswith("float")]
+        self._floats = _picker([place[i] for i in self._float_points]) if self._float_points else None
 
     def decode(self, block: Registers) -> tuple[list[Value], dict[int, str]]:
         """Decode all points from ``block`` (registers from ``start``, wire order).
 
-        Returns the values in the order of ``points`` and a map from point index to the reason its
-        value is unusable (value ``None``): a NaN or infinite float, an enum code with no name.
+        ``block`` is a :class:`RegisterBlock` (raw answer bytes, the fast path) or any sequence of
+        16-bit words. Returns the values in the order of ``points`` and a map from point index to
+        the reason its value is unusable (value ``None``): a NaN or infinite float, an enum code
+        with no name.
         """
-        if len(block) < self.length:
-            raise ValueError(f"block has {len(block)} registers, the points need {self.length}")
+        data = _register_bytes(block)
+        if len(data) < 2 * self.length:
+            raise ValueError(f"block has {len(data) // 2} registers, the points need {self.length}")
         problems: dict[int, str] = {}
-        out: list[Value] = [None] * len(self.points)
-        if self._groups:
-            wire = np.asarray(block, dtype=">u2").view(np.uint8)
-            for g in self._groups:
-                raw = wire[g.byte_index].view(g.dtype)
-                values: list[Value]
-                if g.keep_int:
-                    values = raw.tolist()
-                else:
-                    x = raw.astype(np.float64)
-                    if g.scale is not None and g.offset is not None:
-                        x = x * g.scale + g.offset
-                    values = x.tolist()
-                    if g.is_float and not np.isfinite(x).all():
-                        for j in np.flatnonzero(~np.isfinite(x)).tolist():
-                            problems[g.positions[j]] = f"device sent a non-finite float ({values[j]})"
-                            values[j] = None
-                if self._identity:
-                    return values, problems
-                deque(map(out.__setitem__, g.positions, values), maxlen=0)
-        for i, first, bit in self._bits:
-            out[i] = bool((int(block[first]) >> bit) & 1)
-        for i in self._slow:
-            p = self.points[i]
-            first = p.address - self.start
-            try:
-                out[i] = decode_point(p, block[first : first + p.register_count])
-            except UnknownEnumCode as exc:
-                problems[i] = str(exc)
+        values: tuple[Any, ...] = self._direct.unpack_from(data) if self._direct is not None else ()
+        if self._gather is not None:
+            values += self._gathered.unpack(bytes(self._gather(data)))
+        if self._identity:
+            out: list[Value] = list(values)
+        else:
+            if self._scaled is not None:
+                values += tuple(map(add, map(mul, self._scaled(values), self._scales), self._offsets))
+            if self._bits:
+                values += tuple([data[at] & mask != 0 for at, mask in self._bits])
+            if self._slow:
+                values += tuple(self._decode_slow(data, problems))
+            out = list(self._out(values)) if self._out is not None else []
+        if self._floats is not None:
+            floats = self._floats(values)
+            if not isfinite(sum(floats)):
+                for i, x in zip(self._float_points, floats, strict=True):
+                    if not isfinite(x):
+                        problems[i] = f"device sent a non-finite float ({x})"
+                        out[i] = None
         return out, problems
+
+    def _decode_slow(self, data: bytes, problems: dict[int, str]) -> list[Value]:
+        """Strings and enums, one by one with :func:`decode_point`."""
+        out: list[Value] = []
+        for i, offset, words in self._slow:
+            try:
+                out.append(decode_point(self.points[i], words.unpack_from(data, offset)))
+            except UnknownEnumCode as exc:
+                out.append(None)
+                problems[i] = str(exc)
+        return out
 
 
 def decode_bits(points: Sequence[ModbusPointSpec], start: int,

@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edge_agent import __version__
 from edge_agent.logging_setup import redact
 from edge_agent.remote.errors import CommandError
@@ -128,6 +126,8 @@ class AgentCommands:
                       "reduced_spectrum"):
             out[field] = body.get(field)
         if args.get("raw"):
+            import numpy as np  # only here: a raw capture is the one command that needs the samples as bytes
+
             raw = np.asarray(waveform.samples, dtype="<f4").tobytes()
             out["raw"] = {"encoding": "zlib+base64 float32 little-endian", "unit": waveform.unit,
                           "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}

@@ -240,8 +240,8 @@ class HealthServer:
             body = (json.dumps(report.as_json(), default=str) + "\n").encode()
             await self._respond(writer, code, JSON_TYPE, body, head=head)
         elif path == "/metrics" and self.metrics is not None:
-            # Rendering takes ~1 ms per device with prometheus-client: off the loop, so a scrape never shows
-            # up as poll jitter (the metric objects are thread-safe).
+            # Off the loop, so a scrape of many devices never shows up as poll jitter (the metric objects
+            # are thread-safe).
             body, content_type = await asyncio.to_thread(self.metrics.render, accept)
             await self._respond(writer, HTTPStatus.OK, content_type, body, head=head)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from diagnostics.alarms import (
     BadQualityAlarm,
@@ -23,11 +24,13 @@ from diagnostics.alarms import (
     StaleRule,
 )
 from diagnostics.alarms.interlock import Interlock
-from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
 from diagnostics.counters import CounterConfig, MaintenanceCounters, ServiceInterval
 from edge_agent.config import AgentConfig, RuleSeverity, rule_id
 from edge_agent.config import rules as cfg_rules
 from edge_agent.config.rules_common import RuleBase
+
+if TYPE_CHECKING:  # trend predictions need numpy: imported only for a config with trend rules
+    from diagnostics.alarms.prediction import PredictionAlarm
 
 #: Trend buckets: the window is cut into this many buckets (one median value each) for the robust fit.
 TREND_BUCKETS = 200
@@ -145,6 +148,8 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
                     off_delay_s=rule.off_delay, severity=rule.severity))
                 add(point, alarm)
         elif isinstance(rule, cfg_rules.TrendRule):
+            from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
+
             feature = rule.feature_of(kinds.get(rule.point, "value"))
             unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
             pred = PredictionAlarm(PredictionRule(

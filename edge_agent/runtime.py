@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -226,4 +227,7 @@ async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: floa
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     log.info("ran for %.0f s", time.monotonic() - started)
+    # What this config made the process load (issue 9: a Modbus-only gateway must not load numpy, asyncua...).
+    log.debug("%d Python modules loaded; numpy %s, asyncua %s, cryptography %s", len(sys.modules),
+              *("loaded" if name in sys.modules else "not loaded" for name in ("numpy", "asyncua", "cryptography")))
     return 0

@@ -3,7 +3,7 @@
 systemd enforces it with the kernel's PR_SET_MDWE (Linux >= 6.3) or an equivalent seccomp filter. The child
 process below turns PR_SET_MDWE on for itself, checks that it is really enforced (a W+X mapping fails), then
 loads and exercises every heavy dependency the agent uses: numpy/scipy numerics, cryptography (OPC UA
-security, TLS keys), asyncua, pymodbus, paho, pydantic, SQLite, ssl, prometheus-client and the agent's own
+security, TLS keys), asyncua, pymodbus, paho, pydantic, SQLite, ssl and the agent's own
 config loading. A library that needs executable writable memory (a JIT, old-style libffi closures) fails here
 instead of on a gateway.
 """

@@ -11,6 +11,9 @@ Wire form of a signed push (the MQTT payload, JSON)::
 ``version`` is a monotonic integer (the CLI uses epoch milliseconds by default so engineers need no
 counter); the agent refuses any version not greater than the last one it accepted, and any nonce it has
 already seen. The same envelope without ``signature`` is an unsigned push carrying a label and author.
+
+``cryptography`` (about 7 MB of RSS) is imported only by the functions that handle keys and signatures,
+so an agent without ``remote.public_key_file`` never loads it.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Literal
 
 from edge_agent.remote.atomic_file import write_atomic
 from edge_agent.remote.errors import KeyFileError, PayloadRefused, ReplayRefused, SignatureRefused
+
+if TYPE_CHECKING:  # loaded at run time only where keys are handled (see the module docstring)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ENVELOPE_VERSION = 1
 EnvelopeKind = Literal["set", "patch"]
@@ -96,6 +98,9 @@ def generate_keypair(priv_path: Path | str, pub_path: Path | str, *, overwrite: 
 
     Refuses to replace an existing file unless ``overwrite`` is true, so a key is never lost by accident.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     priv, pub = Path(priv_path), Path(pub_path)
     for path in (priv, pub):
         if path.exists() and not overwrite:
@@ -112,6 +117,9 @@ def generate_keypair(priv_path: Path | str, pub_path: Path | str, *, overwrite: 
 
 def load_private_key(path: Path | str) -> Ed25519PrivateKey:
     """Read an unencrypted PEM Ed25519 private key (as written by :func:`generate_keypair`)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_key_file(Path(path), "private")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -126,6 +134,9 @@ def load_private_key(path: Path | str) -> Ed25519PrivateKey:
 
 def load_public_key(path: Path | str) -> Ed25519PublicKey:
     """Read a PEM Ed25519 public key (as written by :func:`generate_keypair`)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     data = _read_key_file(Path(path), "public")
     try:
         key = serialization.load_pem_public_key(data)
@@ -139,6 +150,8 @@ def load_public_key(path: Path | str) -> Ed25519PublicKey:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """Short fingerprint of a public key: the first 16 hex digits of sha256 of its 32 raw bytes."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -211,6 +224,8 @@ def parse_push(message: dict[str, Any]) -> ParsedPush:
 
 def verify_push(push: ParsedPush, public_key: Ed25519PublicKey) -> None:
     """Raise :class:`SignatureRefused` unless ``push`` carries a valid signature by ``public_key``."""
+    from cryptography.exceptions import InvalidSignature
+
     if push.signature is None:
         raise SignatureRefused("this agent requires signed configs (remote.require_signature: true); "
                                "push with `edge-agent remote config push --sign PRIVATE_KEY`")

@@ -9,6 +9,7 @@ stores them in the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class LatestValues(Mapping[str, LatestValue]):
         self._seq += 1
         if len(frame) <= self.SMALL_BATCH:
             singles = self._singles.setdefault(device, {})
-            ts = frame.timestamps().tolist()
+            ts = frame.timestamps()
             for i, r in enumerate(frame.readings):
                 singles[r.point] = (self._seq, LatestValue(r.value, r.quality, ts[i], "", r.reason))
             return
@@ -87,7 +88,7 @@ class LatestValues(Mapping[str, LatestValue]):
             reasons = {i: frame.readings[i].reason for i, q in enumerate(frame.qualities) if q is not Quality.GOOD}
         frames = self._frames.setdefault(device, {})
         frames.pop(frame.names, None)
-        frames[frame.names] = _Columns(index, frame.values, frame.qualities, frame.timestamps().tolist(),
+        frames[frame.names] = _Columns(index, frame.values, frame.qualities, frame.timestamps(),
                                        reasons, self._seq)
         if len(frames) > self.MAX_LAYOUTS:  # keep the newest layouts; drop the oldest one's points
             del frames[next(iter(frames))]
@@ -189,8 +190,18 @@ class Pipeline:
     summary_extras: Callable[[str], dict[str, object]] | None = None
 
     async def close_summary_interval(self, end_s: float) -> int:
-        """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count."""
-        bodies = self.summaries.close(end_s)
+        """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count.
+
+        The interval is taken out of the aggregator at once (readings from here on count in the next one);
+        its bodies are then built in slices of :data:`~edge_agent.summaries.SLICE_POINTS` points with a
+        pass through the event loop before and between slices, so a poll tick on the same boundary (the
+        grids coincide) runs first and no tick waits for the whole close.
+        """
+        closing = self.summaries.detach(end_s)
+        await asyncio.sleep(0)
+        for _ in closing.steps():
+            await asyncio.sleep(0)
+        bodies = closing.bodies()
         for asset, body in bodies:
             body["availability_pct"] = availability_pct(body)
             if self.summary_extras is not None:

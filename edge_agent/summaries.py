@@ -1,198 +1,416 @@
 """Per-interval statistics of every point, grouped by asset.
 
-Accumulators live in numpy arrays, one slot per point of a device, and are updated in bulk once per poll
-cycle from the cycle's :class:`~edge_agent.telemetry.CycleFrame` (no object and no dictionary lookup per
-value). Statistics: ``count`` (every reading), ``good`` (good readings with a value), ``min``, ``max``,
-``mean`` and ``std`` (Welford, over good numeric values; bools count as 0/1), ``last`` (the last good
-value, strings and bools as they are) and ``twa`` (time-weighted mean, each value held until the next
-one). At the end of each summary interval the aggregator yields one summary body per asset and starts a
-new interval.
+Accumulators are plain lists, one slot per point of a device, updated in bulk once per poll cycle from the
+cycle's :class:`~edge_agent.telemetry.CycleFrame` with a handful of C-level passes (``map`` over
+``operator`` functions, ``compress``); Python loops only visit the readings that are not good numbers.
+No numpy: a Modbus-only agent does not load it.
+
+Statistics: ``count`` (every reading), ``good`` (good readings with a value), ``min``, ``max``, ``mean``
+and ``std`` (sample standard deviation, over good numeric values; bools count as 0/1), ``last`` (the last
+good value, strings and bools as they are) and ``twa`` (time-weighted mean, each value held until the
+next one). Mean and variance come from sums shifted by the point's first value of the interval
+(``d = x - first``: sum of d and of d²), which keeps them exact to a few ulps for values like
+1e9 + small noise (the shift is a sample, so the cancellation is bounded by the number of samples).
+
+At the end of each summary interval :meth:`SummaryAggregator.detach` swaps the accumulators for fresh
+ones (cheap, at the boundary) and returns a :class:`ClosedInterval` whose bodies are built in slices, so
+the event loop can run a poll between two slices.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
+from operator import add, gt, lt, mul, not_, sub, truediv
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from drivers.base import Quality, Reading
+from edge_agent.telemetry import CycleFrame, LayoutIndex, consume, gather, where
 
-from drivers.base import Reading
-from edge_agent.telemetry import BoolArray, CycleFrame, FloatArray, LayoutIndex
+_NAN = math.nan
+_GOOD = Quality.GOOD
+_INF = math.inf
 
-_FLOAT_FIELDS: dict[str, float] = {
-    "count": 0.0, "good": 0.0, "numeric": 0.0, "min": math.inf, "max": -math.inf, "mean": 0.0, "m2": 0.0,
-    "tw_area": 0.0, "tw_span": 0.0, "prev_value": math.nan, "prev_ts": math.nan, "last_number": math.nan,
-    "last_seq": -1.0, "last_bool": 0.0,
-}
+#: Points per slice of a summary close (one slice is well under a millisecond).
+SLICE_POINTS = 256
 
 
 class DeviceStats:
-    """Running statistics of every point of one device over one interval, as arrays indexed by position."""
+    """Running statistics of every point of one device over one interval, as lists indexed by position.
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        self.index = LayoutIndex(names)
-        self.arrays: dict[str, FloatArray] = {k: np.full(len(self.index), v) for k, v in _FLOAT_FIELDS.items()}
+    Counts are kept as ``frames`` (the frames that covered every position in order, all at once) plus a
+    per-position offset, so the common full cycle counts in O(1).
+    """
+
+    def __init__(self, names: Iterable[str] = (), index: LayoutIndex | None = None) -> None:
+        self.index = index if index is not None else LayoutIndex(names)
+        self.frames = 0
+        self.count: list[int] = []  # offsets to ``frames``
+        self.good: list[int] = []
+        self.numeric: list[int] = []
+        self.min: list[float] = []
+        self.max: list[float] = []
+        self.shift: list[float] = []  # the first value of the interval (0.0 until there is one)
+        self.s1: list[float] = []  # sum of (x - shift)
+        self.s2: list[float] = []  # sum of (x - shift)²
+        self.area: list[float] = []  # sum of value x seconds held, between consecutive values
+        self.first_ts: list[float] = []  # epoch s of the first value
+        self.span_fix: dict[int, float] = {}  # seconds to add to (prev_ts - first_ts): time steps back
+        self.prev_value: list[float] = []  # the last numeric value (NaN: none yet)
+        self.prev_ts: list[float] = []
+        self.last_seq: list[int] = []
+        self.last_bool: list[bool] = []
+        self.any_bool = False
+        self.unset: set[int] = set()  # positions with no numeric value yet
         self.last_other: dict[int, tuple[int, object]] = {}  # position -> (cycle seq, good non-numeric value)
         self.seq = 0
+        self._ts_high = -_INF  # >= every prev_ts
+        self._shared = False  # prev_value and prev_ts are a frame's lists
+        self._bools_at: list[int] | None = []  # the positions where last_bool is True, when known
+        self._fit()
+
+    def __len__(self) -> int:
+        return len(self.min)
 
     def _fit(self) -> None:
-        n = len(self.index)
-        if len(self.arrays["count"]) < n:
-            for k, fill in _FLOAT_FIELDS.items():
-                a = self.arrays[k]
-                self.arrays[k] = np.concatenate([a, np.full(n - len(a), fill)])
+        n, old = len(self.index), len(self.min)
+        if old >= n:
+            return
+        k = n - old
+        self._own()
+        for ints in (self.count, self.good, self.numeric, self.last_seq):
+            ints.extend(repeat(0, k))
+        self.min.extend(repeat(_INF, k))
+        self.max.extend(repeat(-_INF, k))
+        for zeros in (self.shift, self.s1, self.s2, self.area):
+            zeros.extend(repeat(0.0, k))
+        for nans in (self.first_ts, self.prev_value, self.prev_ts):
+            nans.extend(repeat(_NAN, k))
+        self.last_bool.extend(repeat(False, k))
+        self.unset.update(range(old, n))
 
     def add(self, frame: CycleFrame) -> None:
         """Add one frame (one cycle of the device, or a subscription batch)."""
         layout = self.index.positions(frame.names)
         self._fit()
         self.seq += 1
-        a = self.arrays
-        if layout is None and len(frame) == len(a["count"]):
-            cols = a  # identity layout: update the arrays in place
+        n = len(frame)
+        full = layout is None and n == len(self.min)
+        pos = layout  # None: frame index i is position i
+        odd = frame.exceptions()
+        if full and not odd and not self.unset:
+            self._add_regular(frame)
+            return
+        self._own()
+        not_good = frame.not_good() if odd else []
+        at = (lambda i: i) if pos is None else pos.__getitem__
+        # counts
+        if full:
+            self.frames += 1
         else:
-            pos = np.arange(len(frame)) if layout is None else layout
-            cols = {k: v[pos] for k, v in a.items()}
+            for column in (self.count, self.good, self.numeric):
+                p = range(n) if pos is None else pos
+                consume(map(column.__setitem__, p, map(add, map(column.__getitem__, p), repeat(1))))
+        for i in odd:
+            self.numeric[at(i)] -= 1
+        for i in not_good:
+            self.good[at(i)] -= 1
+        self._add_numbers(frame, pos, full, odd)
+        for i in odd:  # good but not a number: strings, enum names (a NaN float is no value to report)
+            value = frame.values[i]
+            if frame.qualities[i] is _GOOD and value is not None and not isinstance(value, float):
+                self.last_other[at(i)] = (self.seq, value)
+
+    def _own(self) -> None:
+        """Take copies of the frame lists ``prev_value`` and ``prev_ts`` before changing them in place."""
+        if self._shared:
+            self.prev_value = self.prev_value[:]
+            self.prev_ts = self.prev_ts[:]
+            self._shared = False
+
+    def _add_regular(self, frame: CycleFrame) -> None:
+        """The common cycle: every position, in order, a good finite number, and each position has had one.
+
+        About ten C-level passes over the values, no Python work per value.
+        """
+        self.frames += 1
         x = frame.numbers()
         ts = frame.timestamps()
-        cols["count"] += 1.0
-        if frame.all_good_numbers and not np.isnan(x).any():
-            _update_numeric_all(cols, x, ts, self.seq, frame.bool_mask())
-            cols["good"] += 1.0
+        # straight into the columns: C-level scans and passes while the values are still hot in the cache
+        mn, mx = self.min, self.max
+        new = where(map(lt, x, mn))
+        consume(map(mn.__setitem__, new, map(x.__getitem__, new)))
+        new = where(map(gt, x, mx))
+        consume(map(mx.__setitem__, new, map(x.__getitem__, new)))
+        d = list(map(sub, x, self.shift))
+        self.s1 = list(map(add, self.s1, d))
+        self.s2 = list(map(add, self.s2, map(mul, d, d)))
+        low = min(ts)
+        if low >= self._ts_high:  # no time step back: each value held from its previous time to now
+            self.area = list(map(add, self.area, map(mul, self.prev_value, map(sub, ts, self.prev_ts))))
         else:
-            good = frame.good_mask()
-            cols["good"] += good
-            _update_numeric_some(cols, x, ts, self.seq, frame.bool_mask())
-            for i in np.flatnonzero(good & np.isnan(x)):  # good but not a number: strings, enum names
-                value = frame.values[i]
-                if not isinstance(value, float):  # a NaN float is no value to report
-                    self.last_other[int(i) if layout is None else int(layout[i])] = (self.seq, value)
-        if cols is not a:
-            pos = np.arange(len(frame)) if layout is None else layout
-            for k, v in cols.items():
-                a[k][pos] = v
+            self._add_area(ts, self.prev_value, self.prev_ts, None)
+        self._ts_high = max(ts)
+        self.prev_value = x  # the frame's own lists, shared: replaced, never changed in place (see _own)
+        self.prev_ts = ts
+        self._shared = True
+        self.last_seq = [self.seq] * len(x)
+        bools = frame.bool_positions() or []
+        if bools != self._bools_at:  # which positions hold a bool changed: rebuild the flags
+            self.last_bool = [False] * len(x)
+            consume(map(self.last_bool.__setitem__, bools, repeat(True)))
+            self._bools_at = bools
+            self.any_bool = bool(bools)
+
+    def _add_area(self, ts: list[float], prev_value: list[float], prev_ts: list[float],
+                  pos: list[int] | None, keep: Iterable[int] = ()) -> list[float]:
+        """Add each value held from its previous time to ``ts`` to the areas (frame order, positions ``pos``);
+        a step back in time or a position in ``keep`` adds nothing (a step back adds its length to the span
+        fix). Returns the time steps (s)."""
+        n = len(ts)
+        dt = list(map(sub, ts, prev_ts))  # NaN where there is no previous value (those are in ``keep``)
+        for i in keep:
+            dt[i] = 0.0
+        back = where(map(lt, dt, repeat(0.0)))
+        for i in back:  # time stepped back: no weight (as if held for 0 s), and fix the span
+            at_p = i if pos is None else pos[i]
+            self.span_fix[at_p] = self.span_fix.get(at_p, 0.0) - dt[i]
+            dt[i] = 0.0
+        area = gather(self.area, pos, n)
+        area_new = list(map(add, area, map(mul, prev_value, dt)))
+        for i in keep:  # NaN x 0.0 is NaN: put the old area back
+            area_new[i] = area[i]
+        if pos is None and n == len(self.area):
+            self.area = area_new
+        else:
+            consume(map(self.area.__setitem__, range(n) if pos is None else pos, area_new))
+        return dt
+
+    def _add_numbers(self, frame: CycleFrame, pos: list[int] | None, full: bool, odd: list[int]) -> None:
+        """Update min, max, sums, time weights and the last value from the frame's good numbers."""
+        n = len(frame)
+        x = frame.numbers()
+        ts = frame.timestamps()
+        if len(odd) == n:  # not one number
+            return
+        # the frame's view of each column: the column itself for a full frame, else a gathered copy
+        mn, mx = (self.min, self.max) if full else (gather(self.min, pos, n), gather(self.max, pos, n))
+        # min and max: C-level scan for the new extremes, then a scatter of those only (NaN never wins)
+        new = where(map(lt, x, mn))
+        consume(map(mn.__setitem__, new, map(x.__getitem__, new)))
+        new = where(map(gt, x, mx))
+        consume(map(mx.__setitem__, new, map(x.__getitem__, new)))
+        shift = gather(self.shift, pos, n)
+        first_ts = gather(self.first_ts, pos, n)
+        prev_value = gather(self.prev_value, pos, n)
+        prev_ts = gather(self.prev_ts, pos, n)
+        fresh: list[int] = []  # frame indices of positions that get their first number now
+        if self.unset:  # the first value is the shift and the start of the time weights
+            fresh = list(range(n)) if full and len(self.unset) == n else where(
+                map(self.unset.__contains__, range(n) if pos is None else pos))
+            if odd:
+                fresh = sorted(set(fresh).difference(odd))
+            consume(map(shift.__setitem__, fresh, map(x.__getitem__, fresh)))
+            consume(map(first_ts.__setitem__, fresh, map(ts.__getitem__, fresh)))
+            self.unset.difference_update(fresh if pos is None else map(pos.__getitem__, fresh))
+        s1, s2 = gather(self.s1, pos, n), gather(self.s2, pos, n)
+        d = list(map(sub, x, shift))
+        s1_new = list(map(add, s1, d))
+        s2_new = list(map(add, s2, map(mul, d, d)))
+        keep = odd if not fresh else sorted({*odd, *fresh})  # positions with no time step to weigh
+        self._add_area(ts, prev_value, prev_ts, pos, keep)
+        value_new = list(x)
+        ts_new = list(ts)
+        seq_new = [self.seq] * n
+        bools = frame.bool_positions()
+        last_bool: list[bool] | None = None
+        if bools is not None:
+            last_bool = [False] * n
+            consume(map(last_bool.__setitem__, bools, repeat(True)))
+        elif self.any_bool:
+            last_bool = [False] * n
+        if odd:  # not a number: every numeric column keeps its value
+            old_seq = gather(self.last_seq, pos, n)
+            old_bool = gather(self.last_bool, pos, n) if last_bool is not None else None
+            for i in odd:
+                s1_new[i] = s1[i]
+                s2_new[i] = s2[i]
+                value_new[i] = prev_value[i]
+                ts_new[i] = prev_ts[i]
+                seq_new[i] = old_seq[i]
+                if last_bool is not None and old_bool is not None:
+                    last_bool[i] = old_bool[i]
+        columns: list[tuple[list[Any], list[Any]]] = [
+            (self.s1, s1_new), (self.s2, s2_new), (self.prev_value, value_new),
+            (self.prev_ts, ts_new), (self.last_seq, seq_new)]
+        if fresh:
+            columns += [(self.shift, shift), (self.first_ts, first_ts)]
+        if last_bool is not None:
+            columns.append((self.last_bool, last_bool))
+        if not full:
+            columns += [(self.min, mn), (self.max, mx)]
+        for column, values in columns:
+            if full:
+                column[:] = values
+            else:
+                consume(map(column.__setitem__, range(n) if pos is None else pos, values))
+        self._ts_high = max(self._ts_high, max(ts))
+        self._bools_at = None
+        if last_bool is not None:
+            self.any_bool = bools is not None or any(self.last_bool)
+
+    def body_slices(self, end_s: float, statistics: Iterable[str],
+                    slice_points: int = SLICE_POINTS) -> Iterator[dict[str, dict[str, object]]]:
+        """The summary of every point (by name) for an interval ending at ``end_s`` (epoch s), without units,
+        ``slice_points`` points at a time (a few C-level passes per statistic, one small dict per point)."""
+        wanted = [k for k in statistics if k in _STATISTICS]
+        n = len(self.min)
+        names = list(self.index.position)[:n]
+        for start in range(0, n, slice_points):
+            stop = min(n, start + slice_points)
+            cols = self._columns(start, stop, end_s, wanted)
+            rows = zip(*(cols[k] for k in wanted), strict=True)
+            yield dict(zip(names[start:stop], map(dict, map(zip, repeat(wanted), rows)), strict=False))
 
     def bodies(self, end_s: float, statistics: Iterable[str]) -> dict[str, dict[str, object]]:
-        """The summary of every point (by name) for an interval ending at ``end_s`` (epoch s), without units.
-
-        Computed column-wise (a few numpy passes and one ``tolist`` per statistic), then one small dict per
-        point with the requested ``statistics``.
-        """
-        wanted = [k for k in statistics if k in _STATISTICS]
-        a = self.arrays
-        n = len(a["count"])
-        if n == 0:
-            return {}
-        numeric_n = a["numeric"]
-        numeric = numeric_n > 0
-        cols: dict[str, list[Any]] = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if "count" in wanted:
-                cols["count"] = a["count"].astype(np.int64).tolist()
-            if "good" in wanted:
-                cols["good"] = a["good"].astype(np.int64).tolist()
-            if "min" in wanted:
-                cols["min"] = _none_where(a["min"], ~numeric)
-            if "max" in wanted:
-                cols["max"] = _none_where(a["max"], ~numeric)
-            mean = np.round(a["mean"], 6)
-            if "mean" in wanted:
-                cols["mean"] = _none_where(mean, ~numeric)
-                std = np.round(np.sqrt(np.maximum(a["m2"], 0.0) / (numeric_n - 1.0)), 6)
-                std = np.round(np.sqrt(np.maximum(a["m2"], 0.0) / (numeric_n - 1.0)).astype(np.float64), 6)
-                cols["std"] = _none_where(std, numeric_n < 2)
-            if "twa" in wanted:
-                hold = np.maximum(0.0, end_s - a["prev_ts"])
-                area = a["tw_area"] + a["prev_value"] * hold
-                span = a["tw_span"] + hold
-                twa = np.where(span > 0, np.round(area / span, 6), mean)
-                cols["twa"] = _none_where(twa, ~numeric | np.isnan(a["prev_ts"]))
-            if "last" in wanted:
-                cols["last"] = self._last_values()
-        names = list(self.index.position)[:n]
+        """All of :meth:`body_slices` at once."""
         out: dict[str, dict[str, object]] = {}
-        for i, name in enumerate(names):
-            out[name] = {k: cols[k][i] for k in wanted}
+        for part in self.body_slices(end_s, statistics):
+            out.update(part)
         return out
 
-    def _last_values(self) -> list[object]:
-        """The last good value of every position: numbers as float, bools as bool, strings as they came."""
-        a = self.arrays
-        numbers = a["last_number"]
-        last: list[object] = _none_where(numbers, np.isnan(numbers))
-        for p in np.flatnonzero(a["last_bool"] > 0).tolist():
-            if last[p] is not None:
-                last[p] = bool(last[p])
-        seq = a["last_seq"]
+    def _columns(self, start: int, stop: int, end_s: float, wanted: list[str]) -> dict[str, list[Any]]:
+        """The statistics of positions ``start:stop`` as columns (None where a statistic has no value)."""
+        frames = self.frames
+        numeric = list(map(add, self.numeric[start:stop], repeat(frames)))
+        none = where(map(not_, numeric))  # no number in the interval
+        cols: dict[str, list[Any]] = {}
+        if "count" in wanted:
+            cols["count"] = list(map(add, self.count[start:stop], repeat(frames)))
+        if "good" in wanted:
+            cols["good"] = list(map(add, self.good[start:stop], repeat(frames)))
+        if "min" in wanted:
+            cols["min"] = _none_at(self.min[start:stop], none)
+        if "max" in wanted:
+            cols["max"] = _none_at(self.max[start:stop], none)
+        s1 = self.s1[start:stop]
+        den = numeric[:]
+        consume(map(den.__setitem__, none, repeat(1)))
+        mean = list(map(round, map(add, self.shift[start:stop], map(truediv, s1, den)), repeat(6)))
+        if "twa" in wanted:
+            cols["twa"] = self._twa(start, stop, end_s, none, mean)
+        if "mean" in wanted:
+            cols["mean"] = _none_at(mean, none)
+        if "std" in wanted:
+            # sample variance from the shifted sums: (s2 - s1²/n) / (n - 1)
+            single = where(map(gt, repeat(2), numeric))
+            den1 = list(map(sub, numeric, repeat(1)))
+            consume(map(den1.__setitem__, single, repeat(1)))
+            spread = list(map(sub, self.s2[start:stop], map(truediv, map(mul, s1, s1), den)))
+            for i in where(map(lt, spread, repeat(0.0))):  # rounding below zero
+                spread[i] = 0.0
+            std = list(map(round, map(math.sqrt, map(truediv, spread, den1)), repeat(6)))
+            cols["std"] = _none_at(std, single)
+        if "last" in wanted:
+            cols["last"] = self._last_values(start, stop, none)
+        return cols
+
+    def _twa(self, start: int, stop: int, end_s: float, none: list[int], mean: list[float]) -> list[Any]:
+        """Time-weighted means of positions ``start:stop``, each value held until the next one and the last
+        until ``end_s`` (epoch s); ``mean`` where no time passed."""
+        prev_ts = self.prev_ts[start:stop]
+        hold = list(map(sub, repeat(end_s), prev_ts))
+        consume(map(hold.__setitem__, none, repeat(0.0)))
+        for i in where(map(lt, hold, repeat(0.0))):
+            hold[i] = 0.0
+        area = list(map(add, self.area[start:stop], map(mul, self.prev_value[start:stop], hold)))
+        span = list(map(add, map(sub, prev_ts, self.first_ts[start:stop]), hold))
+        for p, extra in self.span_fix.items():
+            if start <= p < stop:
+                span[p - start] += extra
+        consume(map(span.__setitem__, none, repeat(0.0)))
+        flat = where(map(not_, map(gt, span, repeat(0.0))))
+        consume(map(span.__setitem__, flat, repeat(1.0)))
+        twa = list(map(round, map(truediv, area, span), repeat(6)))
+        consume(map(twa.__setitem__, flat, map(mean.__getitem__, flat)))
+        return _none_at(twa, none)
+
+    def _last_values(self, start: int, stop: int, none: list[int]) -> list[object]:
+        """The last good value of positions ``start:stop``: numbers as float, bools as bool, strings as they
+        came."""
+        last: list[object] = _none_at(self.prev_value[start:stop], none)
+        if self.any_bool:
+            for i in where(self.last_bool[start:stop]):
+                if last[i] is not None:
+                    last[i] = bool(last[i])
+        seq = self.last_seq
         for p, (when, value) in self.last_other.items():
-            if p < len(last) and when >= seq[p]:
-                last[p] = value
+            if start <= p < stop and when >= seq[p]:
+                last[p - start] = value
         return last
 
 
 _STATISTICS = frozenset({"count", "good", "min", "max", "mean", "std", "last", "twa"})
 
 
-def _none_where(values: npt.NDArray[np.floating[Any]], missing: BoolArray) -> list[Any]:
-    """``values`` as a list of floats with None where ``missing``."""
-    out: list[Any] = values.tolist()
-    if missing.any():
-        for i in np.flatnonzero(missing).tolist():
-            out[i] = None
-    return out
+def _none_at(values: list[Any], missing: list[int]) -> list[Any]:
+    """``values`` (a list this call may change) with None at the indices ``missing``."""
+    consume(map(values.__setitem__, missing, repeat(None)))
+    return values
 
 
-def _update_numeric_all(c: dict[str, FloatArray], x: FloatArray, ts: FloatArray, seq: int,
-                        bools: BoolArray | None) -> None:
-    """Every value is a good number: plain vector updates, no masks."""
-    c["numeric"] += 1.0
-    np.minimum(c["min"], x, out=c["min"])
-    np.maximum(c["max"], x, out=c["max"])
-    delta = x - c["mean"]
-    c["mean"] += delta / c["numeric"]
-    c["m2"] += delta * (x - c["mean"])
-    with np.errstate(invalid="ignore"):
-        dt = ts - c["prev_ts"]
-        held = dt > 0  # NaN (no previous value) compares False
-    if held.all():
-        c["tw_area"] += c["prev_value"] * dt
-        c["tw_span"] += dt
-    else:
-        c["tw_area"] += np.where(held, c["prev_value"] * dt, 0.0)
-        c["tw_span"] += np.where(held, dt, 0.0)
-    c["prev_value"][:] = x
-    c["prev_ts"][:] = ts
-    c["last_number"][:] = x
-    c["last_seq"][:] = seq
-    c["last_bool"][:] = 0.0 if bools is None else bools
+class ClosedInterval:
+    """A summary interval taken out of the aggregator; its bodies are built by :meth:`steps`, in slices."""
 
+    def __init__(self, start_s: float, end_s: float, stats: Mapping[str, DeviceStats],
+                 plan: list[tuple[str, list[tuple[str, str, str, str]]]], statistics: tuple[str, ...]) -> None:
+        self.start_s = start_s
+        self.end_s = end_s
+        self._stats = stats
+        self._plan = plan
+        self._statistics = statistics
+        self._result: list[tuple[str, dict[str, object]]] | None = None
 
-def _update_numeric_some(c: dict[str, FloatArray], x: FloatArray, ts: FloatArray, seq: int,
-                         bools: BoolArray | None) -> None:
-    """Some values are missing, bad or not numbers (NaN in ``x``): the same updates under a mask."""
-    num = ~np.isnan(x)
-    c["numeric"] += num
-    np.fmin(c["min"], x, out=c["min"])
-    np.fmax(c["max"], x, out=c["max"])
-    n = np.where(num, c["numeric"], 1.0)
-    delta = np.where(num, x - c["mean"], 0.0)
-    c["mean"] += delta / n
-    c["m2"] += np.where(num, delta * (x - c["mean"]), 0.0)
-    with np.errstate(invalid="ignore"):
-        dt = ts - c["prev_ts"]
-        held = num & (dt > 0)
-    c["tw_area"] += np.where(held, c["prev_value"] * dt, 0.0)
-    c["tw_span"] += np.where(held, dt, 0.0)
-    c["prev_value"][:] = np.where(num, x, c["prev_value"])
-    c["prev_ts"][:] = np.where(num, ts, c["prev_ts"])
-    c["last_number"][:] = np.where(num, x, c["last_number"])
-    c["last_seq"][:] = np.where(num, seq, c["last_seq"])
-    if bools is not None:
-        c["last_bool"][:] = np.where(num, bools, c["last_bool"])
-    else:
-        c["last_bool"][:] = np.where(num, 0.0, c["last_bool"])
+    def steps(self, slice_points: int = SLICE_POINTS) -> Iterator[None]:
+        """Build the bodies, yielding after each slice of about ``slice_points`` points (a pause point for
+        the caller); afterwards :meth:`bodies` returns them."""
+        if self._result is not None:
+            return
+        per_device: dict[str, dict[str, dict[str, object]]] = {}
+        for device, stats in self._stats.items():
+            out = per_device[device] = {}
+            for part in stats.body_slices(self.end_s, self._statistics, slice_points):
+                out.update(part)
+                yield
+        wanted = [k for k in self._statistics if k in _STATISTICS]
+        result: list[tuple[str, dict[str, object]]] = []
+        done = 0
+        for asset, keys in self._plan:
+            points: dict[str, object] = {}
+            for key, device, name, unit in keys:
+                body = per_device.get(device, {}).get(name)
+                if body is None:
+                    body = {k: _EMPTY.get(k) for k in wanted}
+                body["unit"] = unit
+                points[key] = body
+                done += 1
+                if done % (4 * slice_points) == 0:
+                    yield
+            result.append((asset, {
+                "asset": asset,
+                "start": int(self.start_s * 1000),
+                "end": int(self.end_s * 1000),
+                "points": points,
+            }))
+        self._result = result
+
+    def bodies(self) -> list[tuple[str, dict[str, object]]]:
+        """The ``(asset, body)`` pairs of the interval (building what :meth:`steps` has not built yet)."""
+        for _ in self.steps():
+            pass
+        assert self._result is not None
+        return self._result
 
 
 class SummaryAggregator:
@@ -209,7 +427,6 @@ class SummaryAggregator:
         statistics: Iterable[str],
         start_s: float,
     ) -> None:
-        self._asset_points = {a: list(p) for a, p in asset_points.items()}
         self._units = dict(units)
         self._statistics = tuple(statistics)
         self._start_s = start_s
@@ -217,11 +434,27 @@ class SummaryAggregator:
         for key in self._units:
             device, _, point = key.partition("/")
             self._devices.setdefault(device, []).append(point)
+        self._plan: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+        for asset, keys in asset_points.items():
+            rows = []
+            for key in keys:
+                unit = self._units.get(key)
+                if unit is not None:
+                    device, _, name = key.partition("/")
+                    rows.append((key, device, name, unit))
+            self._plan.append((asset, rows))
         self._stats: dict[str, DeviceStats] = {}
         self._reset()
 
     def _reset(self) -> None:
-        self._stats = {device: DeviceStats(points) for device, points in self._devices.items()}
+        old = self._stats
+        fresh: dict[str, DeviceStats] = {}
+        for device, points in self._devices.items():
+            previous = old.get(device)
+            # the layout index (and its cached reading orders) carries over while it holds just the config's points
+            index = previous.index if previous is not None and len(previous.index) == len(points) else None
+            fresh[device] = DeviceStats(points, index)
+        self._stats = fresh
 
     def reset_start(self, start_s: float) -> None:
         """Discard what was collected and start the current interval at ``start_s`` (epoch s)."""
@@ -244,32 +477,20 @@ class SummaryAggregator:
         if stats is not None:
             stats.add(frame)
 
-    def close(self, end_s: float) -> list[tuple[str, dict[str, object]]]:
-        """Close the interval at ``end_s`` (epoch s); return ``(asset, body)`` pairs and start the next."""
-        per_device = {device: stats.bodies(end_s, self._statistics) for device, stats in self._stats.items()}
-        wanted = [k for k in self._statistics if k in _STATISTICS]
-        out: list[tuple[str, dict[str, object]]] = []
-        for asset, keys in self._asset_points.items():
-            points: dict[str, object] = {}
-            for key in keys:
-                unit = self._units.get(key)
-                if unit is None:
-                    continue
-                device, _, name = key.partition("/")
-                body = per_device.get(device, {}).get(name)
-                if body is None:
-                    body = {k: _EMPTY.get(k) for k in wanted}
-                body["unit"] = unit
-                points[key] = body
-            out.append((asset, {
-                "asset": asset,
-                "start": int(self._start_s * 1000),
-                "end": int(end_s * 1000),
-                "points": points,
-            }))
+    def detach(self, end_s: float) -> ClosedInterval:
+        """End the interval at ``end_s`` (epoch s) and start the next one; the ended interval's bodies are
+        built from the returned :class:`ClosedInterval` (in slices, see :meth:`ClosedInterval.steps`).
+
+        Cheap (no per-point work): call it at the boundary, build the bodies after.
+        """
+        closed = ClosedInterval(self._start_s, end_s, self._stats, self._plan, self._statistics)
         self._start_s = end_s
         self._reset()
-        return out
+        return closed
+
+    def close(self, end_s: float) -> list[tuple[str, dict[str, object]]]:
+        """Close the interval at ``end_s`` (epoch s); return ``(asset, body)`` pairs and start the next."""
+        return self.detach(end_s).bodies()
 
 
 #: A point with no reading in the interval.

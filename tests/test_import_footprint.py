@@ -176,8 +176,6 @@ def test_modbus_only_agent_works_without_the_heavy_stacks(
     assert readings["good"] >= N_POINTS and readings["good"] % N_POINTS == 0
 
 
-@pytest.mark.xfail(strict=False, reason="numpy still comes in through drivers.base, edge_agent.commands, "
-                                        "telemetry and summaries until the hot-path work lands (issue 9)")
 def test_modbus_only_agent_never_loads_numpy(agent_run: tuple[dict[str, object], list[tuple[str, bytes]]]) -> None:
     report, _ = agent_run
     modules = report["modules"]

@@ -65,7 +65,7 @@ class ConfigModel(BaseModel):
     default" for the fields listed in ``empty_means_default``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     empty_means_default: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")

@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -209,10 +210,13 @@ class AgentService:
 
 async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: float | None = None) -> int:
     """Run the agent service until SIGINT/SIGTERM (or ``duration_s`` seconds); return the exit code."""
+    loop = asyncio.get_running_loop()
+    # Two workers are enough (SQLite commits, file reads, vibration analysis) and keep the footprint fixed:
+    # the default pool grows to cpu+4 threads over hours, each one adding its own ~1.2 MB malloc arena.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="agent-worker"))
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
     service = AgentService(cfg, config_path, text)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, service.request_reload)

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ class CadenceStats:
     last_duration_s: float = 0.0
     max_duration_s: float = 0.0
     last_lateness_s: float = 0.0
-    lateness_samples_s: list[float] = field(default_factory=list)
 
     def record(self, lateness_s: float, duration_s: float) -> None:
         """Record one executed cycle (lateness = start time minus due time)."""
@@ -37,9 +36,6 @@ class CadenceStats:
         self.last_duration_s = duration_s
         self.max_duration_s = max(self.max_duration_s, duration_s)
         self.last_lateness_s = lateness_s
-        self.lateness_samples_s.append(lateness_s)
-        if len(self.lateness_samples_s) > 1024:  # bounded: keep the most recent half
-            del self.lateness_samples_s[:512]
 
 
 async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:

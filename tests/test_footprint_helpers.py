@@ -1,17 +1,29 @@
-"""The footprint benchmark's measuring helpers against known answers (no processes, no sockets).
+"""The footprint benchmark's measuring helpers (``benchmarks/footprint_*.py``) against known answers (no
+processes, no sockets; a few seconds).
 
-Run: ``.venv/bin/pytest benchmarks/test_footprint_helpers.py``
+The helpers live in ``benchmarks/`` next to ``bench_footprint.py``, which imports them as top-level modules:
+that directory goes on ``sys.path`` before they are imported.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import os
+import sys
 import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from drivers.base import Quality, Reading
+from edge_agent.config import load_config
+from edge_agent.metrics import AgentMetrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
 from footprint_config import Endpoints, ReferenceLoad, build_config, write_config
 from footprint_probe import (
     CLOCK_TICKS_PER_S,
@@ -26,10 +38,7 @@ from footprint_probe import (
     rss_trend,
 )
 from footprint_pyspy import by_subsystem, hottest_frames, parse_collapsed, short_frame
-
-from drivers.base import Quality, Reading
-from edge_agent.config import load_config
-from edge_agent.metrics import AgentMetrics
+from footprint_tracemalloc import COLUMNS, agent_env, report, sample_row, slope_per_h
 
 MB = 1024 * 1024
 
@@ -184,3 +193,71 @@ def test_reference_load_refuses_impossible_sizes() -> None:
         ReferenceLoad(waveform_poll_s=0)
     with pytest.raises(ValueError, match="limit_rules"):
         ReferenceLoad(modbus_points=10, modbus_devices=1, limit_rules=11)
+
+
+# ------------------------------------------------------------------------------------------------ tracemalloc
+def test_slope_per_h_recovers_a_known_slope() -> None:
+    rows = [{"t_s": t, "rss": 50 * MB + t * 1000.0} for t in (0.0, 150.0, 300.0, 450.0)]  # 1000 B/s
+    assert slope_per_h(rows, "rss") == pytest.approx(3600 * 1000.0)
+    assert slope_per_h(rows[:1], "rss") == 0.0
+
+
+def test_sample_row_of_this_process_has_every_column(tmp_path: Path) -> None:
+    (tmp_path / "outbox.sqlite").write_bytes(b"x" * 4096)
+    (tmp_path / "outbox.sqlite-wal").write_bytes(b"x" * 1000)
+    (tmp_path / "other.txt").write_bytes(b"x" * 77)
+    row = sample_row(12.34, tmp_path)
+    assert set(row) == set(COLUMNS)
+    assert row["t_s"] == 12.3 and row["db_files"] == 5096
+    assert row["rss"] >= row["rss_anon"] > 1 * MB and row["threads"] >= 1 and row["fds"] >= 3
+
+
+def test_agent_env_writes_a_sitecustomize_that_installs_the_probe(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    env = agent_env(tmp_path / "site", tmp_path / "out", 150.0, frames=4, db_dir=tmp_path / "data")
+    assert env == {"PYTHONTRACEMALLOC": "4", "PYTHONPATH": str(tmp_path / "site"),
+                   "FOOTPRINT_TM_DIR": str(tmp_path / "out"), "FOOTPRINT_TM_EVERY": "150",
+                   "FOOTPRINT_TM_DB_DIR": str(tmp_path / "data")}
+    text = (tmp_path / "site" / "sitecustomize.py").read_text()
+    assert "footprint_tracemalloc.install()" in text
+    # frames=0: sampling without tracing; an inherited PYTHONPATH (a source tree) stays, after the probe's
+    monkeypatch.setenv("PYTHONPATH", "/src")
+    env = agent_env(tmp_path / "site", tmp_path / "out", 60.0, frames=0)
+    assert env == {"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}/src", "FOOTPRINT_TM_DIR": str(tmp_path / "out"),
+                   "FOOTPRINT_TM_EVERY": "60"}
+
+
+def _grow(kept: list[bytes]) -> None:
+    block = bytes(200_000)  # the growing site: the line after the def
+    kept.append(block)
+
+
+def test_report_finds_the_growing_allocation_site(tmp_path: Path) -> None:
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start(1)
+    kept: list[bytes] = []
+    try:
+        for n in range(3):
+            _grow(kept)
+            tracemalloc.take_snapshot().dump(str(tmp_path / f"snap-{n:04d}.pickle"))
+    finally:
+        if started:
+            tracemalloc.stop()
+    with (tmp_path / "timeline.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        for n in range(3):  # 3600 s apart; RSS +1 MB per row
+            writer.writerow({c: 0 for c in COLUMNS} | {"t_s": 3600 * n, "rss": (40 + n) * MB})
+    text = report(tmp_path, base=0, top=3)
+    assert "- rss: +1.000 MB/h" in text
+    where = f"`tests/test_footprint_helpers.py:{_grow.__code__.co_firstlineno + 1}`"
+    row = next(line for line in text.splitlines() if line.startswith(f"| {where}"))
+    # one more block of 200 000 bytes (plus the bytes object's header) each hour, 3 blocks at the end
+    first_kib, last_kib, slope_kib, grown, blocks = row.strip("| ").split(" | ")[1:]
+    assert float(first_kib) == pytest.approx(200_000 / 1024, abs=0.1)
+    assert float(last_kib) == pytest.approx(3 * 200_000 / 1024, abs=0.2)
+    assert float(slope_kib) == pytest.approx(200_000 / 1024, abs=0.1)
+    assert (grown, blocks) == ("2/2", "3")
+    assert text.index(where) < text.index("Fastest shrinking")

@@ -193,21 +193,29 @@ class Pipeline:
         """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count.
 
         The interval is taken out of the aggregator at once (readings from here on count in the next one);
-        its bodies are then built in slices of :data:`~edge_agent.summaries.SLICE_POINTS` points with a
-        pass through the event loop before and between slices, so a poll tick on the same boundary (the
-        grids coincide) runs first and no tick waits for the whole close.
+        its points are then encoded as JSON text in slices of :data:`~edge_agent.summaries.SLICE_POINTS`
+        points with a pass through the event loop before and between slices, so a poll tick on the same
+        boundary (the grids coincide) runs first and no tick waits for the whole close. Each record's
+        ``points`` is a :class:`~edge_agent.records.RawJson` (spliced into the payload by
+        :func:`~edge_agent.records.encode_payload`): the close holds no dict per point of the interval.
         """
         closing = self.summaries.detach(end_s)
         await asyncio.sleep(0)
-        for _ in closing.steps():
+        for _ in closing.encode_steps():
             await asyncio.sleep(0)
-        bodies = closing.bodies()
-        for asset, body in bodies:
-            body["availability_pct"] = availability_pct(body)
+        summaries = closing.encoded()
+        for summary in summaries:
+            body = summary.body
+            body["availability_pct"] = _availability(summary.count, summary.good)
             if self.summary_extras is not None:
-                body.update(self.summary_extras(asset))
-            await self._emit(f"summary/{asset}", body, Priority.SUMMARY)
-        return len(bodies)
+                body.update(self.summary_extras(summary.asset))
+            await self._emit(f"summary/{summary.asset}", body, Priority.SUMMARY)
+        return len(summaries)
+
+
+def _availability(count: int, good: int) -> float | None:
+    """% of ``count`` readings that were good, 2 decimals (None: no readings)."""
+    return round(100.0 * good / count, 2) if count else None
 
 
 def availability_pct(body: dict[str, object]) -> float | None:
@@ -217,4 +225,4 @@ def availability_pct(body: dict[str, object]) -> float | None:
         return None
     count = sum(int(p.get("count") or 0) for p in points.values() if isinstance(p, dict))
     good = sum(int(p.get("good") or 0) for p in points.values() if isinstance(p, dict))
-    return round(100.0 * good / count, 2) if count else None
+    return _availability(count, good)

@@ -121,20 +121,75 @@ def _first_non_finite(obj: object, path: str = "$") -> str | None:
     return None
 
 
+class RawJson:
+    """A JSON value already encoded (UTF-8 byte chunks that concatenate to it), spliced into a payload as is.
+
+    A big part of a record (a summary's ``points`` object of thousands of points) is built as JSON text slice
+    by slice instead of as one dict per point; :func:`encode_payload` puts it in place of a top-level field
+    without decoding it. Make the chunks with :func:`encode_json` (the payload's encoder settings).
+    """
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        """Size of the encoded value in bytes."""
+        return sum(map(len, self.chunks))
+
+    def to_bytes(self) -> bytes:
+        """The encoded value."""
+        return b"".join(self.chunks)
+
+    def value(self) -> Any:
+        """The value decoded (for tests and callers that want the object)."""
+        return json.loads(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"RawJson({len(self)} bytes)"
+
+
+def _dumps(obj: object, path: str = "$") -> str:
+    """Compact JSON text of ``obj`` (the payload encoder settings); NaN or infinity raises ``ValueError``
+    naming the field (``path`` is where ``obj`` sits in the record)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_to_json_compatible)
+    except ValueError as exc:
+        where = _first_non_finite(obj, path) or "a numpy value"
+        raise ValueError(f"record field {where} is NaN or infinite, which JSON cannot carry; "
+                         "send null for a missing value") from exc
+
+
+def encode_json(obj: object, path: str = "$") -> bytes:
+    """Encode one value with the payload settings (compact, UTF-8, no NaN) as UTF-8 bytes.
+
+    ``path`` names where the value sits in its record, for the error on a NaN or infinity.
+    """
+    return _dumps(obj, path).encode("utf-8")
+
+
 def encode_payload(obj: Mapping[str, Any]) -> bytes:
     """Encode a record as compact UTF-8 JSON bytes (no spaces, non-ASCII kept as UTF-8).
 
     NaN and infinity are not JSON: they raise ``ValueError`` naming the field, so the producer can send
-    ``null`` (no value) instead.
+    ``null`` (no value) instead. A top-level field whose value is :class:`RawJson` is spliced in as it is
+    encoded (after the other fields).
     """
-    try:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=_to_json_compatible)
-    except ValueError as exc:
-        where = _first_non_finite(obj) or "a numpy value"
-        raise ValueError(f"record field {where} is NaN or infinite, which JSON cannot carry; "
-                         "send null for a missing value") from exc
-    return text.encode("utf-8")
+    raw = [(k, v) for k, v in obj.items() if isinstance(v, RawJson)]
+    if not raw:
+        return _dumps(obj).encode("utf-8")
+    rest = {k: v for k, v in obj.items() if not isinstance(v, RawJson)}
+    head = _dumps(rest)
+    parts = [head[:-1].encode("utf-8")]  # without the closing brace
+    sep = b"," if rest else b""
+    for key, value in raw:
+        parts += [sep, encode_json(str(key)), b":"]
+        parts.extend(value.chunks)
+        sep = b","
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

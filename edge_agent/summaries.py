@@ -14,25 +14,33 @@ next one). Mean and variance come from sums shifted by the point's first value o
 
 At the end of each summary interval :meth:`SummaryAggregator.detach` swaps the accumulators for fresh
 ones (cheap, at the boundary) and returns a :class:`ClosedInterval` whose bodies are built in slices, so
-the event loop can run a poll between two slices.
+the event loop can run a poll between two slices. The agent's path, :meth:`ClosedInterval.encode_steps`,
+encodes each slice's points as JSON text at once and keeps only the text: the close never holds one dict
+per point of the whole interval.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from itertools import repeat
 from operator import add, gt, lt, mul, not_, sub, truediv
 from typing import Any
 
 from drivers.base import Quality, Reading
+from edge_agent.records import RawJson, encode_json
 from edge_agent.telemetry import CycleFrame, LayoutIndex, consume, gather, where
+
+log = logging.getLogger(__name__)
 
 _NAN = math.nan
 _GOOD = Quality.GOOD
 _INF = math.inf
 
-#: Points per slice of a summary close (one slice is well under a millisecond).
+#: Points per slice of a summary close (a slice, encoded to JSON, is about 1.5 ms of CPU; without the
+#: encoding, :meth:`ClosedInterval.steps`, well under a millisecond).
 SLICE_POINTS = 256
 
 
@@ -371,6 +379,7 @@ class ClosedInterval:
         self._plan = plan
         self._statistics = statistics
         self._result: list[tuple[str, dict[str, object]]] | None = None
+        self._encoded: list[EncodedSummary] | None = None
 
     def steps(self, slice_points: int = SLICE_POINTS) -> Iterator[None]:
         """Build the bodies, yielding after each slice of about ``slice_points`` points (a pause point for
@@ -411,6 +420,103 @@ class ClosedInterval:
             pass
         assert self._result is not None
         return self._result
+
+    def encode_steps(self, slice_points: int = SLICE_POINTS) -> Iterator[None]:
+        """Encode each asset's ``points`` object as JSON text, yielding after each slice of about
+        ``slice_points`` points; afterwards :meth:`encoded` returns the summaries.
+
+        A slice's per-point dicts are made, encoded (the payload encoder settings) and dropped: what is kept
+        is the text (one chunk per asset and slice) and each asset's sums of ``count`` and ``good``. The
+        decoded text equals the ``points`` of :meth:`bodies` (points in device order, not plan order).
+        Alternative to :meth:`steps`: use one or the other on an interval.
+        """
+        if self._encoded is not None:
+            return
+        wanted = [k for k in self._statistics if k in _STATISTICS]
+        # where each summarised point goes: device -> point name -> [(asset index, key, unit)]
+        routes: dict[str, dict[str, list[tuple[int, str, str]]]] = {}
+        for a, (_, keys) in enumerate(self._plan):
+            for key, device, name, unit in keys:
+                route = routes.setdefault(device, {}).setdefault(name, [])
+                if (a, key, unit) not in route:  # a key listed twice in an asset is one point
+                    route.append((a, key, unit))
+        chunks: list[list[bytes]] = [[] for _ in self._plan]
+        count = [0] * len(self._plan)
+        good = [0] * len(self._plan)
+
+        def add(part: Iterable[tuple[str, dict[str, object]]], to: dict[str, list[tuple[int, str, str]]]) -> None:
+            per_asset: dict[int, dict[str, dict[str, object]]] = {}
+            for name, body in part:
+                for a, key, unit in to.pop(name, ()):
+                    body["unit"] = unit  # the unit is the key's: the same for every asset it is in
+                    per_asset.setdefault(a, {})[key] = body
+                    count[a] += int(body.get("count") or 0)  # type: ignore[call-overload]
+                    good[a] += int(body.get("good") or 0)  # type: ignore[call-overload]
+            for a, points in per_asset.items():
+                chunks[a].append(_encode_points(points)[1:-1])
+
+        for device, stats in self._stats.items():
+            to = routes.get(device)
+            if not to:
+                continue
+            for part in stats.body_slices(self.end_s, self._statistics, slice_points):
+                add(part.items(), to)
+                yield
+        # points of the plan no device summarised (no reading ever): counts 0, no values
+        missing = [(name, to) for to in routes.values() for name in to]
+        for start in range(0, len(missing), slice_points):
+            for name, to in missing[start:start + slice_points]:
+                add([(name, {k: _EMPTY.get(k) for k in wanted})], to)
+            yield
+        result: list[EncodedSummary] = []
+        for a, (asset, _) in enumerate(self._plan):
+            text: list[bytes] = [b"{"]
+            for i, chunk in enumerate(chunks[a]):
+                if i:
+                    text.append(b",")
+                text.append(chunk)
+            text.append(b"}")
+            body: dict[str, object] = {
+                "asset": asset,
+                "start": int(self.start_s * 1000),
+                "end": int(self.end_s * 1000),
+                "points": RawJson(text),
+            }
+            result.append(EncodedSummary(asset, body, count[a], good[a]))
+        self._encoded = result
+
+    def encoded(self) -> list[EncodedSummary]:
+        """The summaries of the interval with ``points`` as JSON text (encoding what :meth:`encode_steps` has
+        not encoded yet)."""
+        for _ in self.encode_steps():
+            pass
+        assert self._encoded is not None
+        return self._encoded
+
+
+@dataclass(slots=True)
+class EncodedSummary:
+    """One asset's summary of a closed interval, its ``points`` already JSON text."""
+
+    asset: str
+    #: ``asset``, ``start``, ``end`` (epoch ms) and ``points`` (a :class:`~edge_agent.records.RawJson`)
+    body: dict[str, object]
+    #: the sums over the points of ``count`` and ``good`` (0 when those statistics are not summarised)
+    count: int
+    good: int
+
+
+def _encode_points(points: dict[str, dict[str, object]]) -> bytes:
+    """``points`` as JSON; a statistic that is NaN or infinite (an overflow of extreme values) is sent as null."""
+    try:
+        return encode_json(points, "$.points")
+    except ValueError as exc:
+        log.warning("summary: %s; sent as null", exc)
+        for body in points.values():
+            for k, v in body.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    body[k] = None
+        return encode_json(points, "$.points")
 
 
 class SummaryAggregator:

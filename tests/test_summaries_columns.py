@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from drivers.base import Quality, Reading
 from edge_agent.pipeline import Pipeline
-from edge_agent.records import Priority
+from edge_agent.records import Priority, RawJson
 from edge_agent.summaries import SLICE_POINTS, SummaryAggregator
 from edge_agent.telemetry import ChangeFilter, CycleFrame, RawTelemetrySettings, TelemetryEncoder
 
@@ -187,7 +187,9 @@ def test_the_close_is_built_in_slices_and_polls_run_between_them() -> None:
 
     ticks = asyncio.run(run())
     assert ticks >= 4  # at least one pass through the loop per slice of SLICE_POINTS points
-    point: dict[str, Any] = emitted[0]["points"]["plc/p0001"]  # type: ignore[index]
+    points = emitted[0]["points"]
+    assert isinstance(points, RawJson)  # the points leave the pipeline as JSON text
+    point: dict[str, Any] = points.value()["plc/p0001"]
     assert (point["count"], point["min"], point["max"], point["last"]) == (3, 1.0, 3.0, 3.0)
     (_, nxt), = pipeline.summaries.close(20.0)
     assert nxt["points"]["plc/p0001"]["count"] == 1 and nxt["points"]["plc/p0001"]["min"] == -1.0  # type: ignore[index]

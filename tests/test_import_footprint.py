@@ -26,6 +26,7 @@ from drivers.sim.register_map import synthetic_register_map
 
 try:
     from tests.mqtt_support import Mosquitto, MqttCollector, free_port, mosquitto_available
+    from tests.plc_process import simulated_plc
 except ImportError:  # tests/ is not a package: pytest put the tests directory itself on sys.path
     from mqtt_support import (  # type: ignore[no-redef]
         Mosquitto,
@@ -33,6 +34,7 @@ except ImportError:  # tests/ is not a package: pytest put the tests directory i
         free_port,
         mosquitto_available,
     )
+    from plc_process import simulated_plc  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
@@ -80,19 +82,8 @@ print(json.dumps({"exit": code, "modules": sorted(sys.modules), **scraped}))
 @pytest.fixture(scope="module")
 def plc_port() -> Iterator[int]:
     """The simulated PLC serving the synthetic map of ``N_POINTS`` points, in its own process."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim.modbus_server", "--port", "0", "--synthetic", str(N_POINTS)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening"), f"simulator did not start: {line!r}"
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proc.kill()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with simulated_plc("--synthetic", str(N_POINTS)) as port:
+        yield port
 
 
 def write_config(tmp_path: Path, plc_port: int, broker_url: str, health_port: int) -> Path:

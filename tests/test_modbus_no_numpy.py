@@ -22,11 +22,17 @@ from drivers.modbus.codec import decode_point
 from drivers.modbus.spec import ModbusPointSpec
 from drivers.sim.register_map import REGISTER_MAP
 
+try:
+    from tests.plc_process import simulated_plc
+except ImportError:  # tests/ is not a package: pytest put the tests directory itself on sys.path
+    from plc_process import simulated_plc  # type: ignore[no-redef]
+
 POINTS = [e.point for e in REGISTER_MAP if e.point.kind == "value"]
 
 POLL_ONCE = """
 import asyncio, json, sys
 from drivers.modbus import ModbusPointSpec, ModbusTcpSpec, create_driver
+
 
 def point(fields):
     if fields["enum"] is not None:
@@ -51,18 +57,8 @@ asyncio.run(main())
 @pytest.fixture
 def plc_port() -> Iterator[int]:
     """A simulated PLC with a frozen register image (no updates), in its own process."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.sim.modbus_server", "--port", "0", "--update-interval", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening"), f"simulator did not start: {line!r}"
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with simulated_plc("--update-interval", "0") as port:
+        yield port
 
 
 async def read_registers(port: int, point: ModbusPointSpec) -> list[int] | list[bool]:

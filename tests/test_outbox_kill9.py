@@ -38,8 +38,10 @@ from edge_agent.records import Priority
 
 try:
     from tests.mqtt_support import Mosquitto, MqttCollector
+    from tests.plc_process import simulated_plc
 except ImportError:
     from mqtt_support import Mosquitto, MqttCollector  # type: ignore[no-redef]
+    from plc_process import simulated_plc  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_thread_leak")]
 
@@ -126,20 +128,10 @@ def births_after(messages: list[tuple[str, bytes]], index: int) -> int:
 
 
 @pytest.fixture
-def plc_port(tmp_path: Path) -> Iterator[int]:
+def plc_port() -> Iterator[int]:
     """The simulated PLC as a subprocess on a free port (it prints the port it bound)."""
-    proc = subprocess.Popen([sys.executable, "-m", "drivers.sim.modbus_server", "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert line.startswith("listening "), f"simulator did not start: {line!r}"
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proc.kill()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with simulated_plc() as port:
+        yield port
 
 
 def write_config(tmp_path: Path, data_dir: Path, broker_url: str, plc_port: int) -> Path:

@@ -18,10 +18,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.utils import floatToGoString
 
 from edge_agent import metrics as ours
-from edge_agent.metrics import (
-    JITTER_BUCKETS_S,
+from edge_agent.metrics import JITTER_BUCKETS_S, AgentMetrics
+from edge_agent.prometheus import (
     MAX_SERIES,
-    AgentMetrics,
     MetricsRegistry,
     format_value,
     render_openmetrics,

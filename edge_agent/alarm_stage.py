@@ -23,11 +23,13 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diagnostics.alarms import (
     AlarmEvent,
+    DeviationAlarm,
     FaultAlarm,
     FaultRule,
     LimitAlarm,
@@ -96,6 +98,17 @@ def write_json_atomically(path: Path, data: object) -> None:
         os.close(dir_fd)
 
 
+@dataclass(slots=True)
+class _PointPlan:
+    """What a reading of one point feeds: alarms in rule order (limit alarm or None, stale?), others."""
+
+    key: str
+    alarms: tuple[tuple[RuleAlarm, LimitAlarm | None, bool], ...]
+    references: tuple[DeviationAlarm, ...]
+    counted: tuple[str, ...]
+    interlock_input: bool
+
+
 class AlarmStage:
     """All alarm instances of one config, fed by the pipeline, persisted in the data dir."""
 
@@ -132,6 +145,7 @@ class AlarmStage:
                     severity_d=zone.severity.zone_d if zone else "critical",
                     on_delay_s=zone.on_delay if zone else 0.0, off_delay_s=zone.off_delay if zone else 0.0))
                 self.fault_alarms[key] = {}
+        self._plans = self._build_plans()
         storm = cfg.alarms.storm
         self.storm = StormGuard(summary_after_s=storm.summary_after, release_after_s=storm.release_after)
         self._interval_counts: dict[str, dict[str, int]] = {}
@@ -174,46 +188,85 @@ class AlarmStage:
         return out
 
     # ----------------------------------------------------------------- inputs
-    async def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
-        """Feed one device's readings to the rules, references, interlocks and counters of their points."""
+    def _build_plans(self) -> dict[str, dict[str, _PointPlan]]:
+        """Per device, per point name: what a reading of that point feeds (built once per config).
+
+        A key ``device/point`` is filed under every split at a ``/``, so the lookup by (device, point
+        name) finds exactly the keys ``f"{device}/{point}"`` would, without building that string per
+        reading.
+        """
         rules = self.rules
-        if not (rules.by_point or rules.references or self._counter_sources or self._interlock_inputs):
+        keys = set(rules.by_point) | set(rules.references) | set(self._counter_sources) | self._interlock_inputs
+        self._has_inputs = bool(keys)
+        plans: dict[str, dict[str, _PointPlan]] = {}
+        for key in keys:
+            entries = tuple(
+                (alarm, alarm if type(alarm) is LimitAlarm else None, isinstance(alarm, StaleAlarm))
+                for alarm in rules.by_point.get(key, ()))
+            plan = _PointPlan(key, entries, tuple(rules.references.get(key, ())),
+                              tuple(self._counter_sources.get(key, ())), key in self._interlock_inputs)
+            for i, ch in enumerate(key):
+                if ch == "/":
+                    plans.setdefault(key[:i], {})[key[i + 1:]] = plan
+        return plans
+
+    async def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
+        """Feed one device's readings to the rules, references, interlocks and counters of their points.
+
+        A limit rule's sample that cannot change anything (usable value, same level code, machine
+        settled) is recorded by :meth:`LimitAlarm.absorb` instead of a full state-machine step; the
+        events and the saved state are the same (tests/test_alarm_stage_limits.py checks this).
+        """
+        if not self._has_inputs:
             return
         events: list[AlarmEvent] = []
-        latest = self._latest
-        for r in readings:
-            key = f"{device}/{r.point}"
-            alarms = rules.by_point.get(key)
-            references = rules.references.get(key)
-            counted = self._counter_sources.get(key)
-            good = r.quality is Quality.GOOD
-            raw = r.value
-            if key in self._interlock_inputs:
-                latest[key] = raw if good else None
-            if not (alarms or references or counted):
-                continue
-            value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
-            latest[key] = raw if good else None
-            ts = r.source_ts or r.receive_ts
-            for alarm in alarms or ():
-                # Staleness is judged on the agent's clock, so a device clock that drifts cannot fake it.
-                t = r.receive_ts if isinstance(alarm, StaleAlarm) else ts
-                events.extend(alarm.update(t, value, r.quality.value))
-            for dev in references or ():
-                dev.update_reference(ts, value, r.quality.value)
-            for asset in counted or ():
-                counters, _source, kind = self.counters[asset]
-                if kind == "running":
-                    events.extend(counters.update_running(ts, bool(raw) if good and raw is not None else None))
-                else:
-                    events.extend(counters.update_level(ts, value, r.quality.value))
+        plans = self._plans.get(device)
+        if plans:
+            latest = self._latest
+            bad = Quality.BAD
+            for r in readings:
+                plan = plans.get(r.point)
+                if plan is None:
+                    continue
+                raw = r.value
+                if plan.interlock_input:
+                    latest[plan.key] = raw if r.quality is Quality.GOOD else None
+                value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+                ts = r.source_ts or r.receive_ts
+                for alarm, limit, stale in plan.alarms:
+                    if limit is not None:
+                        if value is not None and r.quality is not bad and limit.absorb(ts, value):
+                            continue
+                        events.extend(limit.update(ts, value, r.quality.value))
+                    else:
+                        # Staleness is judged on the agent's clock, so a device clock that drifts cannot fake it.
+                        events.extend(alarm.update(r.receive_ts if stale else ts, value, r.quality.value))
+                if plan.references or plan.counted:
+                    events.extend(self._feed_others(plan, r, value, ts))
+        rules = self.rules
         if rules.interlocks:
+            latest = self._latest
             now = time.time()
             for interlock, scope, gated in rules.interlocks:
                 values = {name: latest.get(ref) for name, ref in scope.items()}
                 values.update({ref: latest.get(ref) for ref in interlock.names if "/" in ref})
                 events.extend(interlock.apply(now, values, gated))  # type: ignore[arg-type]
         await self._publish(events)
+
+    def _feed_others(self, plan: _PointPlan, r: Reading, value: float | None, ts: float) -> list[AlarmEvent]:
+        """Feed one reading to the deviation references and maintenance counters of its point."""
+        events: list[AlarmEvent] = []
+        good = r.quality is Quality.GOOD
+        raw = r.value
+        for dev in plan.references:
+            dev.update_reference(ts, value, r.quality.value)
+        for asset in plan.counted:
+            counters, _source, kind = self.counters[asset]
+            if kind == "running":
+                events.extend(counters.update_running(ts, bool(raw) if good and raw is not None else None))
+            else:
+                events.extend(counters.update_level(ts, value, r.quality.value))
+        return events
 
     async def on_vibration(self, asset: str, key: str, result: VibrationResult, ts_s: float) -> None:
         """Feed one vibration result to the zone and fault alarms of its point."""

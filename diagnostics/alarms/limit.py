@@ -90,6 +90,28 @@ class LimitBands:
         return code
 
 
+def _steady_intervals(bands: LimitBands) -> tuple[tuple[float, float], ...]:
+    """Per level code (index code + 2): an open interval of values that surely keep that code.
+
+    Conservative (a subset of what :meth:`LimitBands.classify_code` keeps, using the same float
+    expressions); a value outside is classified in full, so the interval only has to be sound.
+    """
+    h, hh, lo, ll = bands.thresholds()
+    db = bands.deadband
+    inf = math.inf
+    up1 = h - db if db > 0 else h  # above: still meets high (db == 0: exactly h falls back to classify_code)
+    up2 = hh - db if db > 0 else hh
+    dn1 = lo + db if db > 0 else lo
+    dn2 = ll + db if db > 0 else ll
+    return (
+        (-inf, min(dn2, h)),  # -2: below low-low's release point (and surely not high)
+        (ll, min(dn1, h)),  # -1: above low-low, below low's release point
+        (lo, h),  # 0: strictly between the low and high limits
+        (max(up1, lo), hh),  # +1: above high's release point, below high-high
+        (max(up2, lo), inf),  # +2: above high-high's release point
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LimitRule:
     """Configuration of one limit alarm on ``point`` (values and deadband in ``unit``, delays in s)."""
@@ -161,6 +183,7 @@ class LimitAlarm(RuleAlarm):
         self._bands = rule.bands()
         self._by_code = rule.levels()
         self._code = 0
+        self._steady = _steady_intervals(self._bands)
         super().__init__(
             AlarmIdentity(rule.rule_id, self.kind, rule.point, rule.unit),
             list(self._by_code.values()),
@@ -183,6 +206,40 @@ class LimitAlarm(RuleAlarm):
         self._code = code
         level = self._by_code.get(code) if self._enabled else None
         return self.machine.step(ts_s, level, value)
+
+    def absorb(self, ts_s: float, value: float) -> bool:
+        """Take a usable sample that cannot change anything, as :meth:`update` would; False when it might.
+
+        ``value`` must come with quality 'good' or 'uncertain' (the caller checks; NaN and inf are refused
+        here). True means the sample kept the level code, the machine is settled (observed, not holding,
+        announced level = classification, nothing deferred, not shelved) and the sample is not older than
+        the newest one: it was recorded exactly as :meth:`update` records it (sample clock and value
+        reported in later events) and caused no event. False means nothing was recorded: call
+        :meth:`update`. The agent's alarm stage uses this to skip the full step for the great majority of
+        samples.
+        """
+        code = self._code
+        lo, hi = self._steady[code + 2]
+        if not lo < value < hi and (not math.isfinite(value) or self._bands.classify_code(value, code) != code):
+            return False
+        # Mirrors the settled fast path of AlarmMachine.step (tests compare the whole state after each sample).
+        m = self.machine
+        last = m._last_sample_ts
+        if last is None or not last <= ts_s < math.inf:
+            return False  # out of order (counted by update), never observed, or a non-finite time (refused)
+        level = self._by_code.get(code) if self._enabled else None
+        if (
+            level is not m._active
+            or level is not m._last_classified
+            or m._published is not level
+            or m._shelved_until is not None
+            or not m._observed
+            or m._holding
+        ):
+            return False
+        m._last_sample_ts = ts_s
+        m._last_value = value
+        return True
 
     def _classify(self, ts_s: float, value: float | None, quality: Quality) -> Classified:
         v = usable_number(value, quality)

@@ -33,11 +33,12 @@ class Interlock:
         return self._state
 
     def evaluate(self, values: Mapping[str, Scalar | None]) -> bool | None:
-        """Truth of the expression, or ``None`` when a needed value is missing, ``None`` or NaN."""
+        """Truth of the expression, or ``None`` when a needed value is missing, ``None``, NaN or not a number
+        (a device that sends text where the expression needs a number gives no decision, not an error)."""
         usable: dict[str, Scalar] = {}
         for name in self.expression.names:
             v = values.get(name)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+            if v is None or not isinstance(v, bool | int | float) or (isinstance(v, float) and math.isnan(v)):
                 return None
             usable[name] = v
         return self.expression.evaluate(usable)

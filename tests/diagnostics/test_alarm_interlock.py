@@ -35,6 +35,14 @@ def test_unknown_before_first_decision_changes_nothing() -> None:
     assert lock.evaluate({"running": float("nan")}) is None
 
 
+def test_text_where_a_number_is_needed_keeps_the_last_decision() -> None:
+    lock = Interlock("motor-plc/speed > 100")
+    alarm = LimitAlarm(LimitRule("t", "p", high=1))
+    assert lock.apply(0, {"motor-plc/speed": 1480}, [alarm]) == [] and lock.state is True
+    assert lock.evaluate({"motor-plc/speed": "RUN"}) is None  # a device sent text: no decision, no error
+    assert lock.apply(1, {"motor-plc/speed": "RUN"}, [alarm]) == [] and lock.state is True and alarm.enabled
+
+
 def test_interlock_names_are_checked_at_load() -> None:
     with pytest.raises(ExpressionError, match="unknown name 'runing'"):
         Interlock("runing", allowed_names=frozenset({"running"}))

@@ -222,24 +222,8 @@ class LimitAlarm(RuleAlarm):
         lo, hi = self._steady[code + 2]
         if not lo < value < hi and (not math.isfinite(value) or self._bands.classify_code(value, code) != code):
             return False
-        # Mirrors the settled fast path of AlarmMachine.step (tests compare the whole state after each sample).
-        m = self.machine
-        last = m._last_sample_ts
-        if last is None or not last <= ts_s < math.inf:
-            return False  # out of order (counted by update), never observed, or a non-finite time (refused)
         level = self._by_code.get(code) if self._enabled else None
-        if (
-            level is not m._active
-            or level is not m._last_classified
-            or m._published is not level
-            or m._shelved_until is not None
-            or not m._observed
-            or m._holding
-        ):
-            return False
-        m._last_sample_ts = ts_s
-        m._last_value = value
-        return True
+        return self.machine.take_settled(ts_s, level, value)
 
     def _classify(self, ts_s: float, value: float | None, quality: Quality) -> Classified:
         v = usable_number(value, quality)

@@ -185,14 +185,7 @@ class AlarmMachine:
             if not from_clock:
                 self.out_of_order += 1
             return []
-        if (
-            classified is self._active
-            and classified is self._last_classified
-            and self._published is self._active
-            and self._shelved_until is None
-            and self._observed
-            and not self._holding
-        ):
+        if self._settled_at(classified):
             # Settled and nothing changed: the hot path for the great majority of samples.
             if not from_clock:
                 self._last_sample_ts = ts_s
@@ -218,6 +211,32 @@ class AlarmMachine:
         self._observe(ts_s, classified)
         events.extend(self._evaluate(ts_s))
         return events
+
+    def _settled_at(self, classified: Classification) -> bool:
+        """True when a sample classified ``classified`` changes nothing: it is the announced level, the
+        last classification and the published one, nothing is shelved, held or unobserved."""
+        return (
+            classified is self._active
+            and classified is self._last_classified
+            and self._published is self._active
+            and self._shelved_until is None
+            and self._observed
+            and not self._holding
+        )
+
+    def take_settled(self, ts_s: float, level: Level | None, value: float) -> bool:
+        """Record a sample classified ``level`` at ``ts_s`` (epoch s) if it changes nothing; else False.
+
+        True: recorded exactly as :meth:`step` records a settled sample (sample clock and value), no
+        event. False (nothing recorded): the sample might change something, is out of order, comes
+        before any sample, or has a non-finite time; call :meth:`step`.
+        """
+        last = self._last_sample_ts
+        if last is None or not last <= ts_s < math.inf or not self._settled_at(level):
+            return False
+        self._last_sample_ts = ts_s
+        self._last_value = value
+        return True
 
     def step_time(self, now_s: float) -> list[AlarmEvent]:
         """Let time pass to ``now_s`` (epoch s) without a sample: delays and shelves may expire."""

@@ -29,7 +29,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.publisher import Publisher
 from edge_agent.publisher_settings import publisher_settings
-from edge_agent.records import Priority, RawJson, encode_payload, make_envelope
+from edge_agent.records import Priority, encode_payload, make_envelope
 from edge_agent.scheduler import CadenceStats, cancel_and_wait, run_periodic
 from edge_agent.summaries import SummaryAggregator
 from edge_agent.vibration_stage import VibrationStage
@@ -121,15 +121,9 @@ class Agent:
                    retain: bool = False) -> None:
         """Wrap ``body`` in the wire envelope and store it durably; returns after the commit."""
         assert self.outbox is not None, "emit() before the outbox is open"
-        envelope = make_envelope(body, self.cfg.agent.id)
-        if priority is Priority.SUMMARY and not any(isinstance(v, RawJson) for v in body.values()):
-            # A summary of thousands of points as dicts is ~10 ms of JSON: encode it in a worker thread so the
-            # loop gets the GIL back every switch interval (5 ms) and poll ticks are not held up by it.
-            payload = await asyncio.to_thread(encode_payload, envelope)
-        else:
-            # the pipeline's summaries carry their points as JSON text (RawJson, encoded slice by slice
-            # between polls): the payload is that text spliced into the small envelope, a copy
-            payload = encode_payload(envelope)
+        # Summaries carry their points as JSON text already (RawJson, encoded slice by slice between polls by
+        # Pipeline.close_summary_interval): encoding splices it into the small envelope.
+        payload = encode_payload(make_envelope(body, self.cfg.agent.id))
         await self.outbox.put(f"{self.prefix}/{topic_suffix}", payload, priority, qos=1, retain=retain)
 
     def status(self) -> dict[str, object]:

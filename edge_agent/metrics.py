@@ -23,6 +23,7 @@ from pathlib import Path
 
 from drivers.base import Quality, Reading
 from edge_agent import __version__
+from edge_agent.native_heap import NativeHeap
 from edge_agent.prometheus import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
@@ -101,6 +102,28 @@ class ProcessResourceCollector:
                        "Peak resident set size since start (VmHWM), bytes.", peak)
 
 
+class NativeHeapCollector:
+    """glibc's allocator figures (``mallinfo2``) read at scrape time; nothing on other C libraries."""
+
+    def __init__(self, heap: NativeHeap) -> None:
+        self.heap = heap
+
+    def collect(self) -> Iterator[MetricFamily]:
+        """Yield the C heap's size, bytes in use, free bytes and mmapped bytes."""
+        stats = self.heap.stats()
+        if stats is None:
+            return
+        yield _one("edge_agent_native_heap_bytes", "gauge",
+                   "C heap obtained from the system by glibc malloc (all arenas, without mmapped blocks), bytes.",
+                   stats.heap)
+        yield _one("edge_agent_native_heap_in_use_bytes", "gauge",
+                   "Of the C heap, bytes held by live allocations, bytes.", stats.in_use)
+        yield _one("edge_agent_native_heap_free_bytes", "gauge",
+                   "Of the C heap, bytes in free chunks (what malloc_trim can give back), bytes.", stats.free)
+        yield _one("edge_agent_native_heap_mmapped_bytes", "gauge",
+                   "Large allocations served by their own mmap, bytes.", stats.mmapped)
+
+
 class ProcessCollector:
     """The standard ``process_*`` metrics of Prometheus client libraries (same names, help and units),
     read from ``/proc``; nothing where ``/proc/stat`` is hidden (its boot time dates the process start)."""
@@ -151,8 +174,10 @@ class AgentMetrics:
     registers the standard process collector (open fds, start time) where ``/proc/stat`` is readable.
     """
 
-    def __init__(self, registry: MetricsRegistry | None = None, *, process: bool = True) -> None:
+    def __init__(self, registry: MetricsRegistry | None = None, *, process: bool = True,
+                 heap: NativeHeap | None = None) -> None:
         self.registry = registry if registry is not None else MetricsRegistry()
+        self.heap = heap if heap is not None else NativeHeap()
         r = self.registry
         self.build_info = Info("edge_agent_build", "Version of the running agent.", registry=r)
         self.build_info.info({"version": __version__})
@@ -206,7 +231,14 @@ class AgentMetrics:
         self.event_loop_lag_seconds = Histogram(
             "edge_agent_event_loop_lag_seconds", "How late the event loop ran a timer that was due, s.",
             buckets=LOOP_LAG_BUCKETS_S, registry=r)
+        self.heap_trims = Counter(
+            "edge_agent_native_heap_trims", "Periodic malloc_trim calls (service.memory_trim_interval).",
+            registry=r)
+        self.heap_trim_returned_bytes = Counter(
+            "edge_agent_native_heap_trim_returned_bytes", "Resident memory the periodic malloc_trim gave back, bytes.",
+            registry=r)
         r.register(ProcessResourceCollector())
+        r.register(NativeHeapCollector(self.heap))
         if process and os.path.isdir("/proc/self"):
             r.register(ProcessCollector())
 

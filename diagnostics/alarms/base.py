@@ -64,12 +64,20 @@ class RuleAlarm(ABC):
         """Enable or suppress the rule (an interlock such as ``running``); suppressed counts as normal.
 
         Disabling clears an active alarm through the normal off-delay path; enabling takes effect with
-        the next sample.
+        the next sample. ``ts_s`` is when the interlock decided (epoch s, usually the agent's clock), but the
+        rule's samples carry the device's clock, which may be minutes off. So the clearing step is placed on
+        the rule's own timeline, at its newest sample: a decision stamped behind that sample would be
+        dropped as out of order, and one stamped ahead would make the device's next samples look out of
+        order. Before any sample the step is taken at ``ts_s`` without moving the sample clock.
         """
         was = self._enabled
         self._enabled = enabled
         if was and not enabled and not self.machine.holding:
-            return self.machine.step(ts_s, None, self.machine.last_value)
+            machine = self.machine
+            last = machine.last_sample_ts
+            if last is not None:
+                return machine.step(last, None, machine.last_value)
+            return machine.step(ts_s, None, machine.last_value, from_clock=True)
         return []
 
     @property

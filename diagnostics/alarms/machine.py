@@ -300,6 +300,11 @@ class AlarmMachine:
         """Value of the last usable sample (rule unit), as reported in events."""
         return self._last_value
 
+    @property
+    def last_sample_ts(self) -> float | None:
+        """Time of the newest sample taken (epoch s, the source's clock), ``None`` before the first."""
+        return self._last_sample_ts
+
     def reset_sample_clock(self) -> None:
         """Forget the newest sample time, for a rule that moves from sample time to the agent's clock."""
         self._last_sample_ts = None

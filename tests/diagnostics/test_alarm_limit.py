@@ -371,3 +371,26 @@ def test_bad_quality_string_is_refused() -> None:
     alarm = LimitAlarm(LimitRule(**TEMP, high=80))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="quality 'ok'"):
         alarm.update(0, 1.0, "ok")
+
+
+@pytest.mark.parametrize("device_offset_s", [-3600.0, 3600.0])
+def test_interlock_on_the_agent_clock_works_with_a_device_clock_off_by_an_hour(device_offset_s: float) -> None:
+    """The interlock decides at the agent's time; samples carry the device's, an hour behind or ahead."""
+    agent_now = 1_700_000_000.0
+    device_now = agent_now + device_offset_s
+    alarm = LimitAlarm(LimitRule(**TEMP, high=80))  # type: ignore[arg-type]
+    assert [e.state for e in alarm.update(device_now, 90)] == ["raised"]
+
+    assert [e.state for e in alarm.set_enabled(agent_now + 1, False)] == ["cleared"]
+    assert alarm.update(device_now + 2, 95) == []  # suppressed, but taken in order
+    alarm.set_enabled(agent_now + 3, True)
+    assert [e.state for e in alarm.update(device_now + 4, 95)] == ["raised"]
+    assert alarm.machine.out_of_order == 0
+
+
+def test_interlock_before_any_sample_does_not_move_the_sample_clock() -> None:
+    alarm = LimitAlarm(LimitRule(**TEMP, high=80))  # type: ignore[arg-type]
+    assert alarm.set_enabled(2_000.0, False) == []
+    alarm.set_enabled(2_001.0, True)
+    assert [e.state for e in alarm.update(1_000.0, 95)] == ["raised"]  # a device clock behind the agent's
+    assert alarm.machine.out_of_order == 0

@@ -23,7 +23,7 @@ from drivers.base import CommsState, Driver, DriverError, Quality, Reading
 from edge_agent import __version__
 from edge_agent.alarm_stage import AlarmStage
 from edge_agent.config import AgentConfig, Device
-from edge_agent.driver_factory import create_driver, device_units
+from edge_agent.driver_factory import create_driver, device_units, point_key
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
@@ -64,7 +64,8 @@ def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {a.name: list(a.points) for a in cfg.assets}
     claimed = {p for pts in groups.values() for p in pts}
     for device in cfg.devices:
-        loose = [f"{device.name}/{p.name}" for p in device.points if f"{device.name}/{p.name}" not in claimed]
+        keys = (point_key(device.name, p.name) for p in device.points)
+        loose = [key for key in keys if key not in claimed]
         if loose:
             groups.setdefault(device.name, []).extend(loose)
     return groups

@@ -7,6 +7,7 @@ loads asyncua).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -145,4 +146,9 @@ def create_driver(device: Device) -> Driver:
 
 def device_units(device: Device) -> dict[str, str]:
     """Map ``device/point`` to each point's unit."""
-    return {f"{device.name}/{p.name}": p.unit for p in device.points if getattr(p, "kind", "value") == "value"}
+    return {point_key(device.name, p.name): p.unit for p in device.points if getattr(p, "kind", "value") == "value"}
+
+
+def point_key(device: str, point: str) -> str:
+    """``device/point``, interned: the same key object in every map of the runtime (one string per point)."""
+    return sys.intern(f"{device}/{point}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import repeat
@@ -537,9 +538,10 @@ class SummaryAggregator:
         self._statistics = tuple(statistics)
         self._start_s = start_s
         self._devices: dict[str, list[str]] = {}
+        intern = sys.intern  # names split off the keys: one object per name, shared with the config's
         for key in self._units:
             device, _, point = key.partition("/")
-            self._devices.setdefault(device, []).append(point)
+            self._devices.setdefault(intern(device), []).append(intern(point))
         self._plan: list[tuple[str, list[tuple[str, str, str, str]]]] = []
         for asset, keys in asset_points.items():
             rows = []
@@ -547,7 +549,7 @@ class SummaryAggregator:
                 unit = self._units.get(key)
                 if unit is not None:
                     device, _, name = key.partition("/")
-                    rows.append((key, device, name, unit))
+                    rows.append((intern(key), intern(device), intern(name), unit))
             self._plan.append((asset, rows))
         self._stats: dict[str, DeviceStats] = {}
         self._reset()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -76,19 +77,51 @@ class ConfigModel(BaseModel):
         return data
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def compact_models(models: list[ModelT]) -> None:
+    """Rebuild each pydantic model of ``models`` in place so that it costs about half the memory.
+
+    For configs with thousands of points (~500 bytes less per point). pydantic-core gives every instance a
+    fresh ``__dict__`` (a full hash table) and a fresh ``__pydantic_fields_set__``. The copy made here fills
+    ``__dict__`` attribute by attribute, in field order, which lets CPython store it as a key-sharing dict
+    (the keys live once in the class, each instance keeps only its values), and gives instances with the
+    same set of explicitly written fields one shared set object. Values, equality, dumps and
+    ``model_fields_set`` stay the same. The models must be frozen: a shared fields-set must never be
+    added to by an assignment on one instance (pydantic's ``model_copy`` copies the set first).
+    """
+    shared_sets: dict[frozenset[str], set[str]] = {}
+    set_attr = object.__setattr__
+    for i, model in enumerate(models):
+        cls = type(model)
+        if not cls.model_config.get("frozen"):
+            raise TypeError(f"{cls.__name__} must be frozen to be compacted")
+        fields_set = model.__pydantic_fields_set__
+        new = cls.__new__(cls)
+        for name, value in model.__dict__.items():
+            set_attr(new, name, value)
+        set_attr(new, "__pydantic_fields_set__", shared_sets.setdefault(frozenset(fields_set), fields_set))
+        set_attr(new, "__pydantic_extra__", model.__pydantic_extra__)
+        set_attr(new, "__pydantic_private__", model.__pydantic_private__)
+        models[i] = new
+
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "1-64 letters, digits, '_', '-', '.' or ':', starting with a letter or digit"
 
 
 def _check_name(value: str) -> str:
+    """Check a name and intern it: the runtime keys its maps by these strings (``device/point`` keys, summary
+    rows, frame layouts), and interned names are one object each however many maps hold them."""
     if not _NAME_RE.match(value):
         raise PydanticCustomError(
             "name",
             "invalid name {value}: use {rule} (no '/', spaces or MQTT wildcards)",
             {"value": repr(value), "rule": NAME_RULE},
         )
-    return value
+    return sys.intern(value)
 
 
 Name = Annotated[

@@ -10,10 +10,27 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from edge_agent.config._base import ConfigModel, Host, Issue, Name, Port, duplicate_issues, issues_error
+from edge_agent.config._base import (
+    ConfigModel,
+    Host,
+    Issue,
+    Name,
+    Port,
+    compact_models,
+    duplicate_issues,
+    issues_error,
+)
 from edge_agent.config.units import Duration, Frequency
 
 ModbusTable = Literal["holding", "input", "coil", "discrete"]
@@ -179,6 +196,8 @@ class DeviceBase(ConfigModel):
 
 class ModbusPoint(ConfigModel):
     """One value (or waveform block) read from a Modbus table."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_models
 
     name: Name = Field(description="Point name, unique within its device.")
     table: ModbusTable = Field(
@@ -399,6 +418,7 @@ class ModbusDeviceBase(DeviceBase):
         issues.extend(self.raw_issues(self.points))
         if issues:
             raise issues_error(issues)
+        compact_models(self.points)
         return self
 
 

@@ -6,10 +6,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from edge_agent.config._base import ConfigModel, Issue, Name, PasswordSource, duplicate_issues, issues_error
+from edge_agent.config._base import (
+    ConfigModel,
+    Issue,
+    Name,
+    PasswordSource,
+    compact_models,
+    duplicate_issues,
+    issues_error,
+)
 from edge_agent.config.modbus import (
     DeviceBase,
     PointKind,
@@ -103,6 +111,8 @@ class Deadband(ConfigModel):
 
 class OpcuaPoint(ConfigModel):
     """One node read by polling or by a subscription."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_models
 
     name: Name = Field(description="Point name, unique within its device.")
     node: NodeId | None = Field(
@@ -201,4 +211,5 @@ class OpcuaDevice(DeviceBase, PasswordSource):
         issues.extend(self.raw_issues(self.points))
         if issues:
             raise issues_error(issues)
+        compact_models(self.points)
         return self

@@ -1,6 +1,6 @@
 """Config points after compaction: same values and behaviour as pydantic built them, in less memory.
 
-A 10 000-point gateway keeps 10 000 point models for its whole life; ``compact_models`` rebuilds them with a
+A 10 000-point gateway keeps 10 000 point models for its whole life; ``compact_model`` rebuilds them with a
 key-sharing ``__dict__`` and shared fields-sets, and names are interned so that every runtime map keyed by
 them holds one string per point.
 """
@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from edge_agent.config import AgentConfig
-from edge_agent.config._base import compact_models
+from edge_agent.config._base import compact_model
 from edge_agent.config.modbus import ModbusPoint
 from edge_agent.driver_factory import point_key
 
@@ -70,7 +70,7 @@ def test_only_frozen_models_are_compacted() -> None:
         x: int
 
     with pytest.raises(TypeError, match="Loose must be frozen"):
-        compact_models([Loose(x=1)])
+        compact_model(Loose(x=1))
 
 
 def test_names_and_point_keys_are_interned() -> None:

@@ -22,12 +22,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from edge_agent.config._base import (
+    Compacted,
     ConfigModel,
     Host,
     Issue,
     Name,
     Port,
-    compact_models,
     duplicate_issues,
     issues_error,
 )
@@ -197,7 +197,7 @@ class DeviceBase(ConfigModel):
 class ModbusPoint(ConfigModel):
     """One value (or waveform block) read from a Modbus table."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_models
+    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_model
 
     name: Name = Field(description="Point name, unique within its device.")
     table: ModbusTable = Field(
@@ -404,7 +404,7 @@ class ModbusDeviceBase(DeviceBase):
         le=MAX_REGISTERS_PER_READ,
         description="Most registers per read request (the protocol allows 125; some devices fewer).",
     )
-    points: list[ModbusPoint] = Field(default_factory=list)
+    points: list[Annotated[ModbusPoint, Compacted]] = Field(default_factory=list)
 
     def byte_order_of(self, point: ModbusPoint) -> ByteOrder:
         """The byte order that applies to ``point``: its own, else the device's."""
@@ -418,7 +418,6 @@ class ModbusDeviceBase(DeviceBase):
         issues.extend(self.raw_issues(self.points))
         if issues:
             raise issues_error(issues)
-        compact_models(self.points)
         return self
 
 

@@ -10,11 +10,11 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJso
 from pydantic_core import PydanticCustomError
 
 from edge_agent.config._base import (
+    Compacted,
     ConfigModel,
     Issue,
     Name,
     PasswordSource,
-    compact_models,
     duplicate_issues,
     issues_error,
 )
@@ -112,7 +112,7 @@ class Deadband(ConfigModel):
 class OpcuaPoint(ConfigModel):
     """One node read by polling or by a subscription."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_models
+    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)  # frozen: see compact_model
 
     name: Name = Field(description="Point name, unique within its device.")
     node: NodeId | None = Field(
@@ -188,7 +188,7 @@ class OpcuaDevice(DeviceBase, PasswordSource):
     private_key: Path | None = Field(default=None, description="Client private key (PEM).")
     server_certificate: Path | None = Field(default=None, description="Expected server certificate.")
     username: str | None = None
-    points: list[OpcuaPoint] = Field(default_factory=list)
+    points: list[Annotated[OpcuaPoint, Compacted]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> OpcuaDevice:
@@ -211,5 +211,4 @@ class OpcuaDevice(DeviceBase, PasswordSource):
         issues.extend(self.raw_issues(self.points))
         if issues:
             raise issues_error(issues)
-        compact_models(self.points)
         return self

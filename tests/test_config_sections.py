@@ -92,7 +92,7 @@ def test_new_sections_default_when_absent_or_empty() -> None:
         assert (service.health.enabled, service.health.host, service.health.port) == (
             False,
             "127.0.0.1",
-            9100,
+            9753,
         )
         assert (service.log_level, service.log_format, service.component_levels) == ("info", "text", {})
         assert cfg.summaries.per_vibration_point_features is True
@@ -432,7 +432,7 @@ def test_full_example_values_and_summary() -> None:
         "run time from motor-plc/current, 2 service interval(s)",
         "vibration feature statistics",
         "remote  on, unsigned allowed, confirm window 1m, up to 256kB, 10 command(s)/min",
-        "service log info as text, drivers.modbus debug, pymodbus warning; health on http://127.0.0.1:9100",
+        "service log info as text, drivers.modbus debug, pymodbus warning; health on http://127.0.0.1:9753",
     ):
         assert expected in summary, expected
 

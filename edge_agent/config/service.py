@@ -42,7 +42,7 @@ class HealthEndpoint(ConfigModel):
     host: Host = Field(
         default="127.0.0.1", description="Address to listen on (loopback unless allow_remote)."
     )
-    port: Port = Field(default=9100, description="TCP port (1-65535).")
+    port: Port = Field(default=9753, description="TCP port (1-65535); 9753, clear of node_exporter's 9100.")
     allow_remote: bool = Field(
         default=False, description="Allow a non-loopback host (the endpoint has no authentication)."
     )

@@ -93,7 +93,8 @@ class Agent:
             units.update(device_units(device))
         self.units = units
         self.pipeline = Pipeline(
-            SummaryAggregator(asset_groups(cfg), units, cfg.summaries.statistics, start_s=time.time()),
+            SummaryAggregator(asset_groups(cfg), units, cfg.summaries.statistics, start_s=time.time(),
+                              max_message_bytes=cfg.summaries.max_message_size),
             units,
             self.emit,
         )
@@ -310,7 +311,8 @@ class Agent:
         if shape_changed:
             now = time.time()
             await self.pipeline.close_summary_interval(now)  # the partial interval is stored, not lost
-            self.pipeline.summaries = SummaryAggregator(asset_groups(new), units, new.summaries.statistics, now)
+            self.pipeline.summaries = SummaryAggregator(asset_groups(new), units, new.summaries.statistics, now,
+                                                        max_message_bytes=new.summaries.max_message_size)
             self.pipeline.set_units(units)
         if old.summaries.interval != new.summaries.interval and self._summary_task is not None:
             self._summary_task.cancel()

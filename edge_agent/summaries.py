@@ -43,6 +43,12 @@ _INF = math.inf
 #: Points per slice of a summary close (a slice, encoded to JSON, is about 1.5 ms of CPU; without the
 #: encoding, :meth:`ClosedInterval.steps`, well under a millisecond).
 SLICE_POINTS = 256
+#: Default bound of one summary message, bytes: AWS IoT Core's limit (128 KB), under Azure IoT Hub's
+#: (256 KB) and any broker's; an asset whose points do not fit is sent in parts.
+DEFAULT_MAX_MESSAGE_BYTES = 128_000
+#: What a summary message carries besides its ``points`` (envelope, asset, interval, availability, alarm
+#: counts, part numbers): reserved out of the message bound, bytes.
+ENVELOPE_RESERVE_BYTES = 2_048
 
 
 class DeviceStats:
@@ -373,7 +379,9 @@ class ClosedInterval:
     """A summary interval taken out of the aggregator; its bodies are built by :meth:`steps`, in slices."""
 
     def __init__(self, start_s: float, end_s: float, stats: Mapping[str, DeviceStats],
-                 plan: list[tuple[str, list[tuple[str, str, str, str]]]], statistics: tuple[str, ...]) -> None:
+                 plan: list[tuple[str, list[tuple[str, str, str, str]]]], statistics: tuple[str, ...],
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.max_message_bytes = max_message_bytes
         self.start_s = start_s
         self.end_s = end_s
         self._stats = stats
@@ -430,9 +438,13 @@ class ClosedInterval:
         is the text (one chunk per asset and slice) and each asset's sums of ``count`` and ``good``. The
         decoded text equals the ``points`` of :meth:`bodies` (points in device order, not plan order).
         Alternative to :meth:`steps`: use one or the other on an interval.
+
+        An asset whose ``points`` text would make a message larger than :attr:`max_message_bytes` is split
+        into parts (whole points each, in order); every part carries the asset's ``count``/``good`` sums.
         """
         if self._encoded is not None:
             return
+        budget = max(1, self.max_message_bytes - ENVELOPE_RESERVE_BYTES)  # for the points text, bytes
         wanted = [k for k in self._statistics if k in _STATISTICS]
         # where each summarised point goes: device -> point name -> [(asset index, key, unit)]
         routes: dict[str, dict[str, list[tuple[int, str, str]]]] = {}
@@ -454,7 +466,7 @@ class ClosedInterval:
                     count[a] += int(body.get("count") or 0)  # type: ignore[call-overload]
                     good[a] += int(body.get("good") or 0)  # type: ignore[call-overload]
             for a, points in per_asset.items():
-                chunks[a].append(_encode_points(points)[1:-1])
+                chunks[a].extend(_encode_chunks(points, budget))
 
         for device, stats in self._stats.items():
             to = routes.get(device)
@@ -471,19 +483,19 @@ class ClosedInterval:
             yield
         result: list[EncodedSummary] = []
         for a, (asset, _) in enumerate(self._plan):
-            text: list[bytes] = [b"{"]
-            for i, chunk in enumerate(chunks[a]):
-                if i:
-                    text.append(b",")
-                text.append(chunk)
-            text.append(b"}")
-            body: dict[str, object] = {
-                "asset": asset,
-                "start": int(self.start_s * 1000),
-                "end": int(self.end_s * 1000),
-                "points": RawJson(text),
-            }
-            result.append(EncodedSummary(asset, body, count[a], good[a]))
+            parts = _parts(chunks[a], budget)
+            chunks[a] = []
+            for number, text in enumerate(parts, 1):
+                body: dict[str, object] = {
+                    "asset": asset,
+                    "start": int(self.start_s * 1000),
+                    "end": int(self.end_s * 1000),
+                    "points": RawJson(text),
+                }
+                if len(parts) > 1:
+                    body["part"] = number
+                    body["parts"] = len(parts)
+                result.append(EncodedSummary(asset, body, count[a], good[a]))
         self._encoded = result
 
     def encoded(self) -> list[EncodedSummary]:
@@ -505,6 +517,37 @@ class EncodedSummary:
     #: the sums over the points of ``count`` and ``good`` (0 when those statistics are not summarised)
     count: int
     good: int
+
+
+def _encode_chunks(points: dict[str, dict[str, object]], budget: int) -> list[bytes]:
+    """``points`` as JSON members without the braces, in chunks of at most ``budget`` bytes each (a single
+    point larger than that is a chunk of its own)."""
+    text = _encode_points(points)[1:-1]
+    if len(text) + 2 <= budget or len(points) == 1:
+        return [text]
+    items = list(points.items())
+    half = len(items) // 2
+    return _encode_chunks(dict(items[:half]), budget) + _encode_chunks(dict(items[half:]), budget)
+
+
+def _parts(chunks: list[bytes], budget: int) -> list[list[bytes]]:
+    """Chunks of JSON members joined into ``{...}`` texts (as pieces) of at most ``budget`` bytes each."""
+    parts: list[list[bytes]] = []
+    text: list[bytes] = [b"{"]
+    size = 2
+    for chunk in chunks:
+        if size > 2 and size + 1 + len(chunk) > budget:
+            text.append(b"}")
+            parts.append(text)
+            text, size = [b"{"], 2
+        if size > 2:
+            text.append(b",")
+            size += 1
+        text.append(chunk)
+        size += len(chunk)
+    text.append(b"}")
+    parts.append(text)
+    return parts
 
 
 def _encode_points(points: dict[str, dict[str, object]]) -> bytes:
@@ -533,7 +576,9 @@ class SummaryAggregator:
         units: Mapping[str, str],
         statistics: Iterable[str],
         start_s: float,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
+        self.max_message_bytes = max_message_bytes
         self._units = dict(units)
         self._statistics = tuple(statistics)
         self._start_s = start_s
@@ -591,7 +636,8 @@ class SummaryAggregator:
 
         Cheap (no per-point work): call it at the boundary, build the bodies after.
         """
-        closed = ClosedInterval(self._start_s, end_s, self._stats, self._plan, self._statistics)
+        closed = ClosedInterval(self._start_s, end_s, self._stats, self._plan, self._statistics,
+                                self.max_message_bytes)
         self._start_s = end_s
         self._reset()
         return closed

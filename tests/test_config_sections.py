@@ -368,7 +368,7 @@ NEW_FIELDS_OF_OLD_MODELS = {
     "OpcuaDevice": {"publish_raw", "deadband_percent"},
     "ModbusPoint": {"publish_deadband", "publish_deadband_percent"},
     "OpcuaPoint": {"publish_deadband"},
-    "SummariesConfig": {"per_vibration_point_features"},
+    "SummariesConfig": {"per_vibration_point_features", "max_message_size"},
     "Asset": {"maintenance"},
 }
 #: Fields the full example shows in a comment only (a file path that would not exist here).

@@ -148,3 +148,60 @@ def test_encode_payload_splices_raw_json_fields() -> None:
     assert json.loads(encode_payload({"only": raw, "also": RawJson([b"[]"])})) == {"only": raw.value(), "also": []}
     with pytest.raises(ValueError, match=r"\$\.bad"):
         encode_payload({"bad": math.inf, "points": raw})
+
+
+def stream_messages(agg: SummaryAggregator, units: dict[str, str], end_s: float,
+                    extras: dict[str, dict[str, object]]) -> list[tuple[str, bytes]]:
+    """Every (topic, payload) the pipeline's close emits, in order."""
+    out: list[tuple[str, bytes]] = []
+
+    async def emit(topic: str, body: dict[str, object], priority: Priority) -> None:
+        out.append((topic, encode_payload(make_envelope(body, "gw-1", ts_ms=5))))
+
+    pipeline = Pipeline(agg, units, emit)
+    pipeline.summary_extras = lambda asset: extras[asset]
+    asyncio.run(pipeline.close_summary_interval(end_s))
+    return out
+
+
+@pytest.mark.parametrize("limit", [8_192, 20_000, 64_000])
+def test_an_asset_too_big_for_one_message_is_sent_in_parts_that_add_up(limit: int) -> None:
+    feed, assets, units = mixed_interval()
+    extras = {a: {"alarms": {"raised": i, "active": 0}} for i, a in enumerate(assets)}
+    whole = stream_path(interval(feed, assets, units, ALL), units, 9.0, extras)
+    agg = interval(feed, assets, units, ALL)
+    agg.max_message_bytes = limit
+    messages = stream_messages(agg, units, 9.0, extras)
+
+    assert all(len(payload) <= limit for _, payload in messages), [len(p) for _, p in messages]
+    by_asset: dict[str, list[dict[str, Any]]] = {}
+    for topic, payload in messages:
+        by_asset.setdefault(topic.removeprefix("summary/"), []).append(strict_loads(payload))
+    assert set(by_asset) == set(assets)
+    tank_text = len(json.dumps(whole["tank-ü"]["points"], separators=(",", ":")).encode())  # 701 points
+    assert len(by_asset["tank-ü"]) >= math.ceil(tank_text / limit) >= 2
+    for asset, parts in by_asset.items():
+        expected = whole[asset]
+        if len(parts) == 1:
+            assert "part" not in parts[0] and "parts" not in parts[0]
+        else:
+            assert [p["part"] for p in parts] == list(range(1, len(parts) + 1))
+            assert {p["parts"] for p in parts} == {len(parts)}
+        merged: dict[str, Any] = {}
+        for p in parts:
+            assert not set(p["points"]) & set(merged), "a point in two parts"
+            merged.update(p["points"])
+            # asset-level facts are the asset's, repeated in each part
+            for field in ("asset", "start", "end", "availability_pct", "alarms", "v", "agent", "ts"):
+                assert p[field] == expected[field], field
+        assert merged == expected["points"]
+        assert list(merged) == list(expected["points"])  # order kept across parts
+    assert len({p["id"] for parts in by_asset.values() for p in parts}) == len(messages)
+
+
+def test_small_assets_stay_one_message_under_the_default_limit() -> None:
+    feed, assets, units = mixed_interval()
+    extras = {a: {} for a in assets}
+    messages = stream_messages(interval(feed, assets, units, ALL), units, 9.0, extras)
+    assert sorted(topic for topic, _ in messages) == sorted(f"summary/{a}" for a in assets)
+    assert all("part" not in strict_loads(payload) for _, payload in messages)

@@ -206,6 +206,11 @@ class SummariesConfig(ConfigModel):
         default=True,
         description="Add, per vibration point, statistics of its features (velocity RMS mm/s, peak g, ...).",
     )
+    max_message_size: Annotated[ByteSize, Field(ge=8192)] = Field(
+        default=128_000,
+        description="Largest summary message (bytes); an asset with more points is sent in parts "
+        "(part/parts). 128kB is AWS IoT Core's limit; Azure IoT Hub takes 256kB.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> SummariesConfig:

@@ -30,7 +30,7 @@ from edge_agent.pipeline import Pipeline
 from edge_agent.publisher import Publisher
 from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
-from edge_agent.scheduler import CadenceStats, cancel_and_wait, run_periodic
+from edge_agent.scheduler import CadenceStats, PollActivity, cancel_and_wait, run_periodic
 from edge_agent.summaries import SummaryAggregator
 from edge_agent.vibration_stage import VibrationStage
 
@@ -92,6 +92,7 @@ class Agent:
         for device in cfg.devices:
             units.update(device_units(device))
         self.units = units
+        self.poll_activity = PollActivity()
         self.pipeline = Pipeline(
             SummaryAggregator(asset_groups(cfg), units, cfg.summaries.statistics, start_s=time.time(),
                               max_message_bytes=cfg.summaries.max_message_size),
@@ -195,12 +196,14 @@ class Agent:
 
     def _poller(self, name: str, runner: DeviceRunner) -> Callable[[float], Awaitable[None]]:
         async def cycle(due_s: float) -> None:
-            await self._poll_cycle(name, runner, due_s)
+            with self.poll_activity.polling():
+                await self._poll_cycle(name, runner, due_s)
 
         return cycle
 
     async def _summary_cycle(self, due_s: float) -> None:
-        await self.pipeline.close_summary_interval(due_s)
+        # The close falls on the poll grid: let the poll cycles of that tick run first (they have deadlines).
+        await self.pipeline.close_summary_interval(due_s, pause=self.poll_activity.give_way)
 
     async def _alarm_tick(self, due_s: float) -> None:
         await self.alarms.tick(time.time())

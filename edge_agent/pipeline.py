@@ -189,7 +189,8 @@ class Pipeline:
     #: Extra fields per asset for each summary (the agent adds the interval's alarm counts).
     summary_extras: Callable[[str], dict[str, object]] | None = None
 
-    async def close_summary_interval(self, end_s: float) -> int:
+    async def close_summary_interval(self, end_s: float,
+                                     pause: Callable[[], Awaitable[None]] | None = None) -> int:
         """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count.
 
         The interval is taken out of the aggregator at once (readings from here on count in the next one);
@@ -198,11 +199,14 @@ class Pipeline:
         boundary (the grids coincide) runs first and no tick waits for the whole close. Each record's
         ``points`` is a :class:`~edge_agent.records.RawJson` (spliced into the payload by
         :func:`~edge_agent.records.encode_payload`): the close holds no dict per point of the interval.
+        ``pause`` replaces that pass between slices (the agent gives way to running poll cycles there, see
+        :class:`~edge_agent.scheduler.PollActivity`).
         """
+        pause = pause or _one_pass
         closing = self.summaries.detach(end_s)
-        await asyncio.sleep(0)
+        await pause()
         for _ in closing.encode_steps():
-            await asyncio.sleep(0)
+            await pause()
         summaries = closing.encoded()
         for summary in summaries:
             body = summary.body
@@ -211,6 +215,10 @@ class Pipeline:
                 body.update(self.summary_extras(summary.asset))
             await self._emit(f"summary/{summary.asset}", body, Priority.SUMMARY)
         return len(summaries)
+
+
+async def _one_pass() -> None:
+    await asyncio.sleep(0)
 
 
 def _availability(count: int, good: int) -> float | None:

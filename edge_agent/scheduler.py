@@ -14,10 +14,52 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+
+class PollActivity:
+    """Which poll cycles are running, so that deferrable work can give way to them.
+
+    Poll cycles have the tight deadline (a cycle that overruns its period loses a tick); a summary close
+    does not (its interval is already taken out; encoding it a little later changes nothing). Pollers mark
+    themselves with :meth:`polling`; deferrable work calls :meth:`give_way` between its slices, which
+    returns as soon as no cycle runs, or after ``max_wait_s`` seconds if cycles never pause (many devices
+    polled back to back), so the deferred work is delayed, never starved.
+    """
+
+    def __init__(self, max_wait_s: float = 0.1) -> None:
+        self.max_wait_s = max_wait_s
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def running(self) -> int:
+        """Poll cycles in progress."""
+        return self._running
+
+    @contextlib.contextmanager
+    def polling(self) -> Iterator[None]:
+        """Mark one poll cycle as running for the duration of the ``with`` block."""
+        self._running += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    async def give_way(self) -> None:
+        """Pass through the event loop once, then wait (up to ``max_wait_s`` s) until no poll cycle runs."""
+        await asyncio.sleep(0)
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.max_wait_s):
+                    await self._idle.wait()
 
 
 @dataclass(slots=True)

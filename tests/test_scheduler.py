@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
-from edge_agent.scheduler import CadenceStats, aligned_start, run_periodic
+from edge_agent.scheduler import CadenceStats, PollActivity, aligned_start, run_periodic
 
 
 def test_aligned_start_is_next_multiple() -> None:
@@ -89,3 +90,45 @@ async def test_a_failing_cycle_does_not_stop_the_cadence() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert calls >= 5
+
+
+async def test_give_way_waits_for_running_poll_cycles_then_returns() -> None:
+    activity = PollActivity(max_wait_s=5.0)
+    order: list[str] = []
+
+    async def poll() -> None:
+        with activity.polling():
+            order.append("poll start")
+            await asyncio.sleep(0.05)
+            order.append("poll end")
+
+    async def deferrable() -> None:
+        await activity.give_way()
+        order.append("slice")
+
+    task = asyncio.create_task(poll())
+    await asyncio.sleep(0)  # the poll is running
+    assert activity.running == 1
+    await deferrable()
+    await task
+    assert order == ["poll start", "poll end", "slice"]
+    assert activity.running == 0
+    await asyncio.wait_for(deferrable(), 1.0)  # nothing running: returns at once
+
+
+async def test_give_way_is_bounded_when_polls_never_pause() -> None:
+    activity = PollActivity(max_wait_s=0.05)
+    with activity.polling():
+        started = time.monotonic()
+        await activity.give_way()
+        waited = time.monotonic() - started
+    assert 0.04 <= waited < 2.0  # gave up after max_wait_s instead of starving
+
+
+async def test_polling_marks_are_counted_and_survive_errors() -> None:
+    activity = PollActivity()
+    with pytest.raises(RuntimeError), activity.polling(), activity.polling():
+        assert activity.running == 2
+        raise RuntimeError("cycle failed")
+    assert activity.running == 0
+    await asyncio.wait_for(activity.give_way(), 1.0)

@@ -205,3 +205,21 @@ def test_small_assets_stay_one_message_under_the_default_limit() -> None:
     messages = stream_messages(interval(feed, assets, units, ALL), units, 9.0, extras)
     assert sorted(topic for topic, _ in messages) == sorted(f"summary/{a}" for a in assets)
     assert all("part" not in strict_loads(payload) for _, payload in messages)
+
+
+def test_the_close_pauses_through_the_given_callable_between_slices() -> None:
+    feed, assets, units = mixed_interval()  # 700+ points: three slices and more
+    agg = interval(feed, assets, units, ALL)
+    events: list[str] = []
+
+    async def emit(topic: str, body: dict[str, object], priority: Priority) -> None:
+        events.append("emit")
+
+    async def pause() -> None:
+        events.append("pause")
+        await asyncio.sleep(0)
+
+    pipeline = Pipeline(agg, units, emit)
+    asyncio.run(pipeline.close_summary_interval(9.0, pause=pause))
+    assert events.count("pause") >= 4 and events.count("emit") == len(assets)
+    assert events.index("emit") > max(i for i, e in enumerate(events) if e == "pause")

@@ -23,6 +23,7 @@ from drivers.base import CommsState, Driver, DriverError, Quality, Reading
 from edge_agent import __version__
 from edge_agent.alarm_stage import AlarmStage
 from edge_agent.config import AgentConfig, Device
+from edge_agent.data_dir_lock import DataDirLock
 from edge_agent.driver_factory import create_driver, device_units, point_key
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
@@ -85,6 +86,7 @@ class Agent:
         self.config_hash = hashlib.sha256(config_text.encode()).hexdigest()[:16] if config_text else ""
         self.started_ts = time.time()
         self.data_dir = Path(cfg.agent.data_dir)
+        self._data_dir_lock = DataDirLock(self.data_dir)
         self.prefix = cfg.topic_prefix
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
@@ -352,8 +354,11 @@ class Agent:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Open the outbox, start the publisher and every poller; returns once all are running."""
+        """Lock the data directory, open the outbox, start the publisher and every poller; returns once all
+        are running. Raises :class:`~edge_agent.data_dir_lock.DataDirInUseError` when another agent runs
+        on the same data directory."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._data_dir_lock.acquire()
         self.outbox = await Outbox.open(
             self.data_dir / "outbox.sqlite", self.cfg.buffer.max_size, self.cfg.buffer.max_age
         )
@@ -374,7 +379,14 @@ class Agent:
                  len(self.devices), self.cfg.mqtt.url, self.prefix)
 
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
-        """Stop pollers, store the last partial summary, let the publisher drain, close the outbox."""
+        """Stop pollers, store the last partial summary, let the publisher drain, close the outbox.
+
+        An agent that never got its data directory (another agent holds it) stops without writing there.
+        """
+        if not self._data_dir_lock.held:
+            await cancel_and_wait(self._tasks)
+            log.info("agent %s stopped (it never owned %s)", self.cfg.agent.id, self.data_dir)
+            return
         for name in list(self.devices):
             await self._stop_device(name)
         if self._summary_task is not None:
@@ -391,6 +403,7 @@ class Agent:
             await self.publisher.stop(drain_timeout_s)
         if self.outbox is not None:
             await self.outbox.close()
+        self._data_dir_lock.release()
         log.info("agent %s stopped", self.cfg.agent.id)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -67,6 +67,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent until SIGINT/SIGTERM."""
     from edge_agent.config import load_config
+    from edge_agent.data_dir_lock import DataDirInUseError
     from edge_agent.errors import ConfigError
     from edge_agent.logging_setup import register_secret, setup_logging
     from edge_agent.runtime import run_agent
@@ -84,7 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = cfg.service
     setup_logging(level=args.log_level or service.log_level, fmt=args.log_format or service.log_format,
                   component_levels=dict(service.component_levels))
-    return asyncio.run(run_agent(cfg, path, duration_s=args.duration))
+    try:
+        return asyncio.run(run_agent(cfg, path, duration_s=args.duration))
+    except DataDirInUseError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -191,7 +191,8 @@ class Pipeline:
 
     async def close_summary_interval(self, end_s: float,
                                      pause: Callable[[], Awaitable[None]] | None = None) -> int:
-        """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset; return the count.
+        """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset (per part, for an
+        asset too big for one message); return the number of records.
 
         The interval is taken out of the aggregator at once (readings from here on count in the next one);
         its points are then encoded as JSON text in slices of :data:`~edge_agent.summaries.SLICE_POINTS`

@@ -94,6 +94,14 @@ def test_deep_nesting_is_refused() -> None:
     assert errors == ["deep.yaml:1: nesting deeper than 32 levels"]
 
 
+def test_nesting_deep_enough_to_stop_libyaml_gets_the_same_message() -> None:
+    # libyaml (bundled with PyYAML >= 6.0.3) has its own, much higher, nesting limit and can hit it while
+    # scanning ahead, before the loader sees the 33rd level: the engineer still reads our message.
+    text = "agent: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    errors = _errors_of(lambda: load_config_text(text, "deeper.yaml"))
+    assert errors == ["deeper.yaml:1: nesting deeper than 32 levels"]
+
+
 def test_size_limit_applies_to_text_and_files(tmp_path: Path) -> None:
     text = VALID + "# " + "x" * 2000 + "\n"
     errors = _errors_of(lambda: load_config_text(text, "big.yaml", max_bytes=1000))

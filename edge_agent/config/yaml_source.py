@@ -113,7 +113,16 @@ def _line(mark: Any) -> int | None:
     return int(mark.line) + 1 if mark is not None else None
 
 
+def is_parser_depth_limit(exc: yaml.YAMLError) -> bool:
+    """Whether ``exc`` is libyaml's own nesting limit (PyYAML >= 6.0.3 bundles a libyaml that stops at a
+    depth far above ours and may reach it while scanning ahead, before our event check sees the depth)."""
+    return isinstance(exc, yaml.MarkedYAMLError) and "maximum nesting depth" in (exc.problem or "")
+
+
 def _syntax_error(exc: yaml.YAMLError) -> YamlSourceError:
+    if is_parser_depth_limit(exc):
+        assert isinstance(exc, yaml.MarkedYAMLError)
+        return YamlSourceError([(_line(exc.problem_mark), f"nesting deeper than {MAX_DEPTH} levels")])
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from edge_agent.config.yaml_source import is_parser_depth_limit
 from edge_agent.remote.errors import LocalOnlyRefused, PayloadRefused, RateLimited
 
 # Settings a remote config may never change: they decide who may push and whether PLC writes happen.
@@ -89,6 +90,10 @@ def check_yaml_safety(text: str, limits: PayloadLimits, source: str = "<remote>"
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.YAMLError as exc:
+        if is_parser_depth_limit(exc):
+            assert isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None
+            raise PayloadRefused(f"{source}:{exc.problem_mark.line + 1}: nesting deeper than {limits.max_depth} "
+                                 "levels; a config never needs that much") from None
         raise _yaml_refusal(exc, source) from None
 
 

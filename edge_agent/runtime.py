@@ -17,6 +17,7 @@ import gc
 import logging
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,12 +209,32 @@ class AgentService:
         logging.getLogger().removeHandler(self.recent_logs)
 
 
+#: Threads of the event loop's default executor (SQLite commits, file reads, vibration analysis).
+WORKER_THREADS = 2
+
+
+def started_pool(workers: int, name_prefix: str) -> ThreadPoolExecutor:
+    """A thread pool of ``workers`` threads, all of them already running.
+
+    ThreadPoolExecutor starts a thread only when a task finds none idle, so the second worker of an
+    agent's pool used to appear minutes or hours into a run (the first time two analyses overlapped),
+    bringing its stack and malloc arena with it: a step in RSS long after start-up. Starting every
+    worker here puts that memory into the start-up footprint, where it belongs.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name_prefix)
+    gathered = threading.Barrier(workers, timeout=10.0)
+    # each task waits until all are running, so each submit finds no idle thread and starts a new one
+    for future in [pool.submit(gathered.wait) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
 async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: float | None = None) -> int:
     """Run the agent service until SIGINT/SIGTERM (or ``duration_s`` seconds); return the exit code."""
     loop = asyncio.get_running_loop()
     # Two workers are enough (SQLite commits, file reads, vibration analysis) and keep the footprint fixed:
     # the default pool grows to cpu+4 threads over hours, each one adding its own ~1.2 MB malloc arena.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="agent-worker"))
+    loop.set_default_executor(started_pool(WORKER_THREADS, "agent-worker"))
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
     service = AgentService(cfg, config_path, text)
     stop = asyncio.Event()

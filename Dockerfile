@@ -15,8 +15,11 @@
 # The config's agent.data_dir must be /var/lib/edge-agent (the volume); /etc/edge-agent/config.yaml is the
 # config (deploy/config.example.yaml is a starting point). Mount /etc/edge-agent read-write, owned by uid
 # 10001, only if remote config changes must survive a container restart.
-# Multi-architecture (Raspberry Pi): docker buildx build --platform linux/arm64,linux/arm/v7 -t edge-agent .
-# numpy, scipy and cryptography install from wheels on these platforms, so no compiler is needed.
+# Multi-architecture (Raspberry Pi): docker buildx build --platform linux/arm64 -t edge-agent .
+# On linux/arm64 every dependency installs from PyPI wheels, so no compiler is needed. On linux/arm/v7 PyPI
+# has no wheels for numpy, scipy, PyYAML and cffi: add an index that has them, e.g.
+#   --platform linux/arm/v7 --build-arg PIP_EXTRA_INDEX_URL=https://www.piwheels.org/simple
+# (deploy/check-arm-wheels.sh checks both; its findings are in deploy/README.md).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -45,6 +48,8 @@ RUN groupadd --system --gid 10001 edge-agent \
  && install -d -o root -g edge-agent -m 0770 /etc/edge-agent
 
 COPY --from=build /dist/ /tmp/dist/
+# an extra package index for platforms PyPI has no wheels for (see the top of this file); empty: PyPI only
+ARG PIP_EXTRA_INDEX_URL=
 RUN python -m venv /opt/edge-agent/venv \
  && /opt/edge-agent/venv/bin/pip install /tmp/dist/edge_agent-*.whl \
  && rm -rf /tmp/dist \

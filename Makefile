@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh Debian machine with Python >= 3.11:
 #   make demo   simulated plant + embedded broker + agent + live terminal view
 #   make test   lint (ruff), types (mypy), unit and integration tests (real Mosquitto, real sockets)
-# Both create the virtualenv in .venv when it is missing; `make test` installs Mosquitto when missing.
+# Both create the virtualenv in .venv when it is missing; `make test` installs Mosquitto, socat and
+# shellcheck (Debian packages) when missing.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit bench schema clean mosquitto venv
+.PHONY: demo test lint typecheck unit bench schema clean mosquitto test-tools venv
 
 venv: $(STAMP)
 
@@ -28,6 +29,12 @@ mosquitto:
 		     $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto; }
 	@# The Debian package starts a system broker on 1883; the tests start their own on free ports.
 
+# The tests' other real peers: socat makes the virtual serial line for Modbus RTU, shellcheck lints install.sh.
+test-tools: mosquitto
+	@missing=""; for tool in socat shellcheck; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || { echo "installing$$missing (Debian packages)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; }
+
 demo: $(STAMP)
 	$(BIN)/edge-agent demo $(DEMO_ARGS)
 
@@ -37,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) mosquitto
+unit: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from drivers.base import Quality, Reading, Waveform
 from edge_agent.records import Priority
-from edge_agent.summaries import SummaryAggregator
+from edge_agent.summaries import EncodedSummary, SummaryAggregator
 from edge_agent.telemetry import CycleFrame, RawDeviceSettings, RawTelemetry, RawTelemetrySettings
 
 log = logging.getLogger(__name__)
@@ -205,16 +205,38 @@ class Pipeline:
         """
         pause = pause or _one_pass
         closing = self.summaries.detach(end_s)
-        await pause()
-        for _ in closing.encode_steps():
+        # The alarm counts go with the readings: taken now, before any pause lets the boundary tick's poll
+        # run (its readings count in the next interval, so must the alarms they raise).
+        extras = ({asset: self.summary_extras(asset) for asset in closing.assets}
+                  if self.summary_extras is not None else {})
+        steps = closing.encode_steps()
+        try:
             await pause()
-        summaries = closing.encoded()
+            for _ in steps:
+                await pause()
+        except asyncio.CancelledError:
+            # A stop or a reconfigure cancelled the close while it gave way: finish it without pausing, so
+            # the interval (already taken out of the aggregator) is stored, not lost; then let the cancel on.
+            for _ in steps:
+                pass
+            await self._emit_closed(closing.encoded(), extras)
+            raise
+        return await self._emit_closed(closing.encoded(), extras)
+
+    async def _emit_closed(self, summaries: list[EncodedSummary], extras: dict[str, dict[str, object]]) -> int:
+        """Emit each summary (every part of an asset with the same extras); return how many."""
+        cancelled: asyncio.CancelledError | None = None
         for summary in summaries:
             body = summary.body
             body["availability_pct"] = _availability(summary.count, summary.good)
-            if self.summary_extras is not None:
-                body.update(self.summary_extras(summary.asset))
-            await self._emit(f"summary/{summary.asset}", body, Priority.SUMMARY)
+            body.update(extras.get(summary.asset, {}))
+            try:
+                await self._emit(f"summary/{summary.asset}", body, Priority.SUMMARY)
+            except asyncio.CancelledError as exc:
+                # the record was handed to the outbox before the wait was cancelled: store the rest too
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
         return len(summaries)
 
 

@@ -390,6 +390,11 @@ class ClosedInterval:
         self._result: list[tuple[str, dict[str, object]]] | None = None
         self._encoded: list[EncodedSummary] | None = None
 
+    @property
+    def assets(self) -> list[str]:
+        """The assets this interval summarises, in plan order."""
+        return [asset for asset, _ in self._plan]
+
     def steps(self, slice_points: int = SLICE_POINTS) -> Iterator[None]:
         """Build the bodies, yielding after each slice of about ``slice_points`` points (a pause point for
         the caller); afterwards :meth:`bodies` returns them."""
@@ -523,11 +528,28 @@ def _encode_chunks(points: dict[str, dict[str, object]], budget: int) -> list[by
     """``points`` as JSON members without the braces, in chunks of at most ``budget`` bytes each (a single
     point larger than that is a chunk of its own)."""
     text = _encode_points(points)[1:-1]
-    if len(text) + 2 <= budget or len(points) == 1:
+    if len(text) + 2 <= budget:
         return [text]
+    if len(points) == 1:
+        return [_fit_one_point(points, text, budget)]
     items = list(points.items())
     half = len(items) // 2
     return _encode_chunks(dict(items[:half]), budget) + _encode_chunks(dict(items[half:]), budget)
+
+
+def _fit_one_point(point: dict[str, dict[str, object]], text: bytes, budget: int) -> bytes:
+    """The JSON member of a single point too big for a message on its own (a long text value, e.g. an OPC UA
+    String as ``last``): its text statistics are sent as null, with a warning, so the message stays within
+    ``summaries.max_message_size``."""
+    ((key, body),) = point.items()
+    long_text = [k for k, v in body.items() if isinstance(v, str) and k != "unit"]
+    if not long_text:
+        return text
+    log.warning("summary: point %s is %d bytes of JSON, over summaries.max_message_size; its text statistics "
+                "(%s) are sent as null", key, len(text) + 2, ", ".join(long_text))
+    for k in long_text:
+        body[k] = None
+    return _encode_points(point)[1:-1]
 
 
 def _parts(chunks: list[bytes], budget: int) -> list[list[bytes]]:

@@ -25,6 +25,7 @@ from edge_agent.alarm_stage import AlarmStage
 from edge_agent.config import AgentConfig, Device
 from edge_agent.data_dir_lock import DataDirLock
 from edge_agent.driver_factory import create_driver, device_units, point_key
+from edge_agent.errors import ConfigChangeRefused
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
@@ -285,8 +286,8 @@ class Agent:
         identity (id, site, data dir) cannot change while it runs: such a config is refused.
         """
         if (old.agent.id, old.agent.site, old.agent.data_dir) != (new.agent.id, new.agent.site, new.agent.data_dir):
-            raise ValueError("agent.id, agent.site and agent.data_dir cannot change while the agent runs; "
-                             "edit the local config file and restart the service")
+            raise ConfigChangeRefused("agent.id, agent.site and agent.data_dir cannot change while the agent runs; "
+                                      "edit the local config file and restart the service")
         restarted: list[str] = []
         old_devices = {d.name: d for d in old.devices}
         new_devices = {d.name: d for d in new.devices}

@@ -101,9 +101,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated plant + embedded broker + agent + live terminal view, all on this machine."""
+    from edge_agent.data_dir_lock import DataDirInUseError
     from edge_agent.demo import run_demo
 
-    return asyncio.run(run_demo(args))
+    try:
+        return asyncio.run(run_demo(args))
+    except DataDirInUseError as exc:  # --config naming a data directory an agent already runs on
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def build_parser() -> argparse.ArgumentParser:

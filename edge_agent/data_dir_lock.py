@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import IO
 
 from edge_agent.errors import EdgeAgentError
 
@@ -20,7 +19,7 @@ LOCK_NAME = "agent.lock"
 
 
 class DataDirInUseError(EdgeAgentError):
-    """Another process holds the data directory's lock."""
+    """Another process holds the data directory's lock, or this user may not take it."""
 
 
 class DataDirLock:
@@ -28,41 +27,66 @@ class DataDirLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / LOCK_NAME
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
 
     @property
     def held(self) -> bool:
         """True while this object holds the lock."""
-        return self._file is not None
+        return self._fd is not None
 
     def acquire(self) -> None:
-        """Take the lock, or raise :class:`DataDirInUseError` naming the holder's PID and what to do."""
-        if self._file is not None:
+        """Take the lock, or raise :class:`DataDirInUseError` naming the holder's PID and what to do.
+
+        A user who may read the lock file but not write it (a member of the service's group, running the
+        agent by hand) still learns who holds it: ``flock`` works on a read-only descriptor.
+        """
+        if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="ascii")  # noqa: SIM115 - held open for the agent's lifetime
+        fd, denied = self._open()
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
             raise DataDirInUseError(
                 f"data directory {self.path.parent} is in use by another edge-agent (pid {holder}); stop that "
                 "one first (systemctl stop edge-agent), or give this one its own agent.data_dir"
             ) from None
         except BaseException:
-            handle.close()
+            os.close(fd)
             raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
+        if denied is not None:  # opened read-only: free, but this user cannot run an agent on it
+            os.close(fd)
+            raise self._access_error(denied)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+
+    def _open(self) -> tuple[int, PermissionError | None]:
+        """The lock file, read-write (created 0640 under the umask), or read-only with the error that denied
+        writing it."""
+        flags = os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, flags | os.O_RDWR | os.O_CREAT, 0o640), None
+        except PermissionError as exc:
+            try:
+                return os.open(self.path, flags | os.O_RDONLY), exc
+            except OSError:
+                raise self._access_error(exc) from None
+        except OSError as exc:
+            raise self._access_error(exc) from None
+
+    def _access_error(self, exc: OSError) -> DataDirInUseError:
+        return DataDirInUseError(
+            f"cannot take the lock {self.path}: {exc.strerror or exc}; run the agent as the user that owns the "
+            "data directory (the service's is edge-agent: sudo -u edge-agent edge-agent run -c ...), or give "
+            "this one its own agent.data_dir"
+        )
 
     def release(self) -> None:
         """Give the lock up (the file stays: removing it would race with the next agent taking it)."""
-        handle, self._file = self._file, None
-        if handle is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)

@@ -13,6 +13,11 @@ class ConfigError(EdgeAgentError):
         self.errors = errors
 
 
+class ConfigChangeRefused(EdgeAgentError):
+    """A valid config that cannot replace the running one live (e.g. a new agent id or data directory); the
+    running config was not touched."""
+
+
 class PublishError(EdgeAgentError):
     """The broker refused or could not be reached."""
 

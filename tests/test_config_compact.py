@@ -77,3 +77,25 @@ def test_names_and_point_keys_are_interned() -> None:
     point = config_with(RAW_POINTS[:1]).devices[0].points[0]
     assert point.name is sys.intern("".join(["spe", "ed"]))
     assert point_key("plc", "speed") is point_key("".join(["pl", "c"]), "speed")
+
+
+def test_shared_fields_sets_go_with_the_last_config_that_uses_them() -> None:
+    import gc
+
+    from edge_agent.config._base import _SHARED_FIELDS_SETS
+
+    gc.collect()
+    before = len(_SHARED_FIELDS_SETS)
+    # a pushed config whose points each write a different combination of optional fields
+    optional = ["unit", "scale", "offset", "table", "publish_deadband", "byte_order"]
+    values: dict[str, object] = {"unit": "bar", "scale": 2.0, "offset": 1.0, "table": "input",
+                                 "publish_deadband": 0.5, "byte_order": "CDAB"}
+    points = [{"name": f"p{i}", "address": 2 * i, "type": "float32",
+               **{f: values[f] for k, f in enumerate(optional) if i >> k & 1}} for i in range(64)]
+    cfg = config_with(points)
+    assert len(_SHARED_FIELDS_SETS) >= before + 32
+    kept = cfg.devices[0].points[5]
+    del cfg, points
+    gc.collect()
+    assert len(_SHARED_FIELDS_SETS) <= before + 1  # only the set the kept point still uses
+    assert kept.model_fields_set == {"name", "address", "type", "unit", "offset"}

@@ -4,6 +4,7 @@ message and writes nothing there; the lock goes with the process, however it die
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,3 +109,73 @@ async def test_an_agent_refused_its_data_dir_stops_without_writing_there(tmp_pat
         assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME]  # no outbox, no alarm state
     finally:
         holder.release()
+
+
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+needs_setpriv = pytest.mark.skipif(not AS_ROOT or shutil.which("setpriv") is None,
+                                   reason="needs root and setpriv to act as a group member without write access")
+TRY_LOCK = ("import sys; from pathlib import Path; from edge_agent.data_dir_lock import DataDirLock, "
+            "DataDirInUseError\ntry:\n    DataDirLock(Path(sys.argv[1])).acquire()\nexcept DataDirInUseError as exc:\n"
+            "    print(exc)\nelse:\n    print('acquired')")
+
+
+def service_owned(data: Path) -> None:
+    """data and its lock file as the unit leaves them: owner the service user, group readable, not writable."""
+    (data / LOCK_NAME).touch()
+    for path, mode in ((data, 0o750), (data / LOCK_NAME, 0o640)):
+        os.chown(path, 12345, 0)
+        os.chmod(path, mode)
+
+
+def try_lock_as_group_member(data: Path) -> str:
+    """DataDirLock.acquire() as a member of the data dir's group (root without its file-permission overrides)."""
+    result = subprocess.run(
+        ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search",
+         sys.executable, "-c", TRY_LOCK, str(data)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@needs_setpriv
+def test_a_user_who_may_only_read_the_lock_still_learns_who_holds_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    service_owned(data)
+    holder = DataDirLock(data)
+    holder.acquire()  # root's open descriptor stays writable whatever the mode
+    try:
+        message = try_lock_as_group_member(data)
+    finally:
+        holder.release()
+    assert message.startswith(f"data directory {data} is in use by another edge-agent (pid {os.getpid()})")
+
+
+@needs_setpriv
+def test_a_user_who_may_not_write_the_lock_is_told_to_run_as_the_service_user(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    service_owned(data)
+    message = try_lock_as_group_member(data)
+    assert message.startswith(f"cannot take the lock {data / LOCK_NAME}: Permission denied")
+    assert "sudo -u edge-agent" in message
+    os.chmod(data, 0o700)  # not even readable: the same message, not a traceback
+    assert try_lock_as_group_member(data).startswith(f"cannot take the lock {data / LOCK_NAME}: Permission denied")
+
+
+def test_the_demo_on_a_held_data_directory_is_refused_with_the_same_message(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"agent: {{id: gw-1, site: plant, data_dir: {data}}}\nmqtt: {{url: 'mqtt://127.0.0.1:1'}}\n"
+                   "devices:\n- {name: plc, protocol: modbus_tcp, host: 127.0.0.1, port: 1, "
+                   "points: [{name: speed, address: 0}]}\n")
+    holder = DataDirLock(data)
+    holder.acquire()
+    try:
+        result = subprocess.run([*EDGE_AGENT, "demo", "--config", str(cfg), "--plain", "--duration", "2"],
+                                capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    finally:
+        holder.release()
+    assert result.returncode == 1
+    assert f"data directory {data} is in use by another edge-agent (pid {os.getpid()})" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ import pytest
 from drivers.sim.modbus_server import ModbusSimServer
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, load_config_data
+from edge_agent.errors import ConfigChangeRefused
 
 try:
     from tests.mqtt_support import Mosquitto, poll_until
@@ -79,7 +80,7 @@ async def test_identity_change_is_refused(mosquitto: Mosquitto, frozen_plc: Modb
     agent = Agent(cfg)
     await agent.start()
     try:
-        with pytest.raises(ValueError, match="cannot change while the agent runs"):
+        with pytest.raises(ConfigChangeRefused, match="cannot change while the agent runs"):
             await agent.reconfigure(cfg, other)
         assert agent.cfg is cfg
     finally:

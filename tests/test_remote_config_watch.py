@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,29 @@ async def test_watch_tolerates_a_missing_file(tmp_path: Path, config_file: Path)
     os.unlink(config_file)
     assert await watch.check_now(force=True) is None
     assert applier.active_text().startswith("agent:")
+
+
+async def test_an_identity_change_is_rejected_without_a_restore(tmp_path: Path, config_file: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from edge_agent.agent import Agent
+
+    history = ConfigHistory(tmp_path / "data")
+    applier = FileConfigApplier(config_file, history)
+    agent = Agent(applier.config)  # refuses before it touches anything: no need to start it
+    calls: list[str] = []
+
+    async def on_change(old: Any, new: Any) -> list[str]:
+        calls.append(str(new.agent.data_dir))
+        return await agent.reconfigure(old, new)
+
+    applier = FileConfigApplier(config_file, history, on_change=on_change)
+    original = applier.active_text()
+    moved = original.replace(str(tmp_path / "data"), str(tmp_path / "elsewhere"))
+    assert moved != original
+    outcome = await applier.apply(moved, "push.yaml", "bob", 5)
+    assert outcome.result == "rejected" and "needs a restart" in outcome.message
+    assert outcome.errors == ["push.yaml: agent.id, agent.site and agent.data_dir cannot change while the agent "
+                              "runs; edit the local config file and restart the service"]
+    assert calls == [str(tmp_path / "elsewhere")]  # tried once, never "restored"
+    assert text_of(config_file) == original and len(history.entries()) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -89,8 +90,9 @@ class ConfigModel(BaseModel):
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: One shared set per distinct set of explicitly written fields, across every compacted model (see
-#: :func:`compact_model`); bounded by the combinations configs actually use.
-_SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+#: :func:`compact_model`). Weak: an entry goes with the last model using it, so configs validated and
+#: dropped (refused remote pushes, replaced configs) leave nothing behind.
+_SHARED_FIELDS_SETS: weakref.WeakValueDictionary[frozenset[str], set[str]] = weakref.WeakValueDictionary()
 
 
 def compact_model(model: ModelT) -> ModelT:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent.errors import ConfigError
+from edge_agent.errors import ConfigChangeRefused, ConfigError
 from edge_agent.remote.contracts import ApplyOutcome
 from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
 
@@ -89,6 +89,9 @@ class FileConfigApplier:
         if self._on_change is not None:
             try:
                 restarted = await self._on_change(old_config, new_config)
+            except ConfigChangeRefused as exc:  # refused before anything changed: nothing to restore
+                return ApplyOutcome("rejected", new_hash, [f"{source}: {exc}"],
+                                    message="this change needs a restart; nothing changed")
             except Exception as exc:
                 log.exception("applying the new config failed; restoring the previous one")
                 await self._restore(new_config, old_config)

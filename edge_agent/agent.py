@@ -168,6 +168,9 @@ class Agent:
             except DriverError as exc:
                 log.warning("%s: cannot connect yet (%s); retrying on the next cycles", name, exc)
         result = await driver.read()
+        # Comms first: the storm guard must know the device is down before its all-bad readings reach the
+        # rules, or every bad_quality rule of the device raises along with device_down.
+        await self._track_comms(name, runner)
         if result.readings:
             frame = self.pipeline.on_readings(name, result.readings)
             if runner.publish_raw and self.outbox is not None:
@@ -189,10 +192,13 @@ class Agent:
         if self.metrics is not None:
             self.metrics.observe_poll(name, duration_s=time.monotonic() - started, lateness_s=lateness_s,
                                       requests=result.requests, readings=result.readings)
-        state = driver.comms.state
+
+    async def _track_comms(self, name: str, runner: DeviceRunner) -> None:
+        """Tell the alarms when the device's comms go down or come back."""
+        state = runner.driver.comms.state
         if state is not runner.last_state:
             if state is CommsState.DOWN:
-                await self.alarms.on_comms(name, True, driver.comms.last_error or "")
+                await self.alarms.on_comms(name, True, runner.driver.comms.last_error or "")
             elif runner.last_state is CommsState.DOWN:
                 await self.alarms.on_comms(name, False)
             runner.last_state = state
@@ -334,7 +340,7 @@ class Agent:
                 if baselines.get(key) is not None:
                     channel.baseline = baselines[key]
             self.alarms.save()
-            self.alarms = AlarmStage(new, units, self.emit, self.data_dir)
+            self.alarms = self.alarms.replaced_by(AlarmStage(new, units, self.emit, self.data_dir, restart=False))
             restarted.append("rules")
         if old.mqtt != new.mqtt and self.publisher is not None and self.outbox is not None:
             await self.publisher.stop(5.0)

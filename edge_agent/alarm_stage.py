@@ -39,6 +39,7 @@ from diagnostics.alarms import (
     ZoneAlarm,
     ZoneRule,
 )
+from diagnostics.alarms.machine import orphan_clear_event
 from diagnostics.iso20816 import iso20816_3_limits
 from drivers.base import Quality, Reading
 from edge_agent.config import AgentConfig
@@ -112,8 +113,14 @@ class _PointPlan:
 class AlarmStage:
     """All alarm instances of one config, fed by the pipeline, persisted in the data dir."""
 
-    def __init__(self, cfg: AgentConfig, units: dict[str, str], emit: Emit, data_dir: Path) -> None:
+    def __init__(self, cfg: AgentConfig, units: dict[str, str], emit: Emit, data_dir: Path, *,
+                 restart: bool = True) -> None:
+        """``restart``: the saved state is from before this process started (its samples are stale, see
+        :meth:`~diagnostics.alarms.RuleAlarm.resume_after_restart`); False for a live config change."""
         self._emit = emit
+        self._restart = restart
+        # Clear events for saved active alarms whose rule is gone or changed, sent at the first tick.
+        self._restore_events: list[AlarmEvent] = []
         self._state_path = data_dir / STATE_FILE
         self._asset_of: dict[str, str] = {}
         for asset in cfg.assets:
@@ -312,7 +319,7 @@ class AlarmStage:
 
     async def tick(self, now_s: float) -> None:
         """Advance time-based transitions (on/off delays, shelving, storm summaries)."""
-        events: list[AlarmEvent] = []
+        events, self._restore_events = self._restore_events, []
         for alarm in self.all_alarms():
             events.extend(alarm.tick(now_s))
         for counters, _source, _kind in self.counters.values():
@@ -349,6 +356,17 @@ class AlarmStage:
         events = counters.reset_service(service, by, time.time(), note)
         await self._publish(events)
         return {"asset": asset, "service": service, "counters": counters.counters()}
+
+    def replaced_by(self, new: AlarmStage) -> AlarmStage:
+        """Hand this stage's alert counts of the running summary interval to ``new`` (a live config change
+        rebuilds the stage mid-interval); return ``new``."""
+        for asset, counts in self._interval_counts.items():
+            mine = new._interval_counts.setdefault(asset, {})
+            for state, n in counts.items():
+                mine[state] = mine.get(state, 0) + n
+        self._interval_counts = {}
+        new._restore_events[:0], self._restore_events = self._restore_events, []  # not sent yet: new sends them
+        return new
 
     def take_interval_counts(self, asset: str) -> dict[str, object]:
         """Alert events of ``asset`` since the last call, by state, and how many alarms are active now."""
@@ -402,8 +420,13 @@ class AlarmStage:
             log.error("alarm state %s unreadable (%s); starting with every alarm normal", self._state_path, exc)
             return
         self._saved = dict(data.get("alarms", {}))
+        ids = set()
         for alarm in self.all_alarms():
+            ids.add(alarm.rule_id)
             self._restore_one(alarm)
+        for rule_id, saved in self._saved.items():
+            if rule_id not in ids:
+                self._close_saved(saved, "its rule was removed from the configuration")
         try:
             self.storm.load_dict(data.get("storm", {}))
         except (ValueError, TypeError, KeyError) as exc:
@@ -426,3 +449,19 @@ class AlarmStage:
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("alarm %s: saved state does not fit the rule any more (%s); starting normal",
                         alarm.rule_id, exc)
+            self._close_saved(saved, "its rule changed")
+            machine = saved.get("machine") if isinstance(saved, dict) else None
+            if isinstance(machine, dict):
+                episodes = [v for k in ("episode", "published_episode") if isinstance(v := machine.get(k), int)]
+                alarm.machine.continue_episodes(max(episodes, default=0))
+            return
+        if self._restart:
+            alarm.resume_after_restart()
+
+    def _close_saved(self, saved: object, reason: str) -> None:
+        """Queue a ``cleared`` event for a saved alarm the outside world saw active, if its state is gone."""
+        machine = saved.get("machine") if isinstance(saved, dict) else None
+        if isinstance(machine, dict):
+            event = orphan_clear_event(machine, time.time(), reason)
+            if event is not None:
+                self._restore_events.append(event)

@@ -56,6 +56,11 @@ class RuleAlarm(ABC):
             classified = None
         return self.machine.step(ts_s, classified, reported, evidence)
 
+    def resume_after_restart(self) -> None:
+        """Called once after :meth:`load_dict` when the process restarted: the restored state's samples are
+        stale, so nothing completes on the clock until a fresh sample arrives."""
+        self.machine.hold_until_next_sample()
+
     def tick(self, now_s: float) -> list[AlarmEvent]:
         """Let time pass to ``now_s`` (epoch s) with no sample: on/off delays, staleness, shelve expiry."""
         return self.machine.step_time(now_s)

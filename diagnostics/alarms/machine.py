@@ -309,6 +309,20 @@ class AlarmMachine:
         """Forget the newest sample time, for a rule that moves from sample time to the agent's clock."""
         self._last_sample_ts = None
 
+    def hold_until_next_sample(self) -> None:
+        """Let no delay complete until the next usable sample, as while a sample is bad.
+
+        For a state restored after a restart: the last sample before it is minutes or hours old, so an
+        on- or off-delay it started must not complete on the clock alone; the next fresh sample decides.
+        """
+        if self._observed:
+            self._holding = True
+
+    def continue_episodes(self, after: int) -> None:
+        """Number the next episode after ``after`` (a discarded state's last episode), so the outside world,
+        which keys alarms by id and episode, never sees an episode number twice."""
+        self._episode = max(self._episode, after)
+
     def note_value(self, value: float | None) -> None:
         """Record the latest value without judging it (the bulk evaluator skips idle rules)."""
         self._last_value = value

@@ -129,6 +129,14 @@ class StaleAlarm(RuleAlarm):
             return limit, f"{self.rule.point} receiving good readings again (was stale: none for {rule})"
         return limit, f"{self.rule.point} stale: no good reading for {fmt_number(value)} s (limit {rule})"
 
+    def resume_after_restart(self) -> None:
+        """A stale alarm that was not active starts counting age afresh: the agent's own downtime is not the
+        point's (an active one stays active until a good reading arrives)."""
+        super().resume_after_restart()
+        if self.machine.active_level is None:
+            self._last_good_ts = self._since_ts = self._prev_tick = self._tick_ref = None
+            self._good_since_tick = False
+
     def _rule_state(self) -> dict[str, object]:
         return {
             "last_good_ts": self._last_good_ts,

@@ -14,9 +14,9 @@ Raw telemetry (DESIGN.md, wire format) is one message per poll cycle per device 
 
 ``quality`` lists only the points that are not good (their value is null when the device gave none).
 With ``publish_raw: true`` every point is in every message. With ``publish_raw: on_change``
-(:class:`ChangeFilter`) a point is in a message when its quality changed, when its value moved from the
-last *sent* value by more than the deadband (absolute, or percent of the last sent value's magnitude;
-0 means any change), or when it was last sent ``heartbeat`` seconds ago or longer; a cycle where no
+(:class:`ChangeFilter`) a point is in a message when its quality changed, when its value (good or uncertain)
+moved from the last *sent* value by more than the deadband (absolute, or percent of the last sent value's
+magnitude; 0 means any change; a text or on/off value: any change), or when it was last sent ``heartbeat`` seconds ago or longer; a cycle where no
 point qualifies sends nothing.
 """
 
@@ -47,6 +47,7 @@ _NUMERIC_TYPES = frozenset({int, float, bool})
 _is_numeric_type = _NUMERIC_TYPES.__contains__
 _PLAIN_TYPES = frozenset({int, float})  # %r of a finite one is its JSON
 _GOOD = Quality.GOOD
+_BAD = Quality.BAD
 _NAN = math.nan
 #: Ticks on a float grid (k * 0.1 s) can land a hair before a whole heartbeat; this much early still counts.
 HEARTBEAT_TOLERANCE_S = 1e-3
@@ -376,15 +377,20 @@ class ChangeFilter:
         codes_good = codes.count(0) == n
         if not codes_good:  # quality changed (or never sent); a good number has code 0
             extra.update(where(codes))
-        if odd:  # not a good number: only the heartbeat, a quality change or a new string sends it
+        if odd:  # not a good number: the heartbeat, a quality change, a new text or an uncertain value that moved
             other = self._sent_other
             extra.difference_update(odd)
             for i in odd:
                 q = frame.qualities[i]
                 send = _QUALITY_CODE[q] != codes[i] or (sent_ts is not None and now_s - sent_ts[i] >= cut)
                 v = frame.values[i]
-                if not send and q is _GOOD and v is not None and not isinstance(v, float):
-                    send = other.get(i if layout is None else layout[i], _MISSING) != v
+                if not send and q is not _BAD and v is not None:
+                    p = i if layout is None else layout[i]
+                    before = other.get(p, _MISSING)
+                    if q is _GOOD:
+                        send = not isinstance(v, float) and before != v  # a text (NaN/inf: heartbeat only)
+                    else:  # uncertain: still a measurement; a number is judged by the deadband
+                        send = self._uncertain_moved(p, v, before)
                 if send:
                     extra.add(i)
         if extra:
@@ -395,6 +401,17 @@ class ChangeFilter:
         if sent_ts is not None:
             self._oldest_ts = min(self._sent_ts, default=-math.inf)
         return chosen
+
+    def _uncertain_moved(self, p: int, value: object, before: object) -> bool:
+        """Whether an uncertain reading of the point at position ``p`` differs from the uncertain value last
+        sent (``before``) enough to send: a number by the point's deadband, anything else by any change."""
+        if _is_number(value) and _is_number(before):
+            v, last = float(value), float(before)  # type: ignore[arg-type]
+            if not (math.isfinite(v) and math.isfinite(last)):
+                return v != last and not (math.isnan(v) and math.isnan(last))
+            diff = abs(v - last)
+            return diff > self._abs[p] and diff > self._pct[p] * abs(last)
+        return bool(before != value)
 
     def _remember(self, frame: CycleFrame, chosen: list[int], layout: list[int] | None, now_s: float,
                   codes_good: bool) -> None:
@@ -413,6 +430,10 @@ class ChangeFilter:
             if not codes_good:
                 consume(map(self._sent_quality.__setitem__, at, repeat(0)))
         odd = frame.exceptions()
+        if self._sent_other:  # a point last sent as text (or uncertain) that has now been sent as a good number
+            sent_number, sent_ts = self._sent_number, self._sent_ts
+            for p in [p for p in self._sent_other if sent_ts[p] == now_s and sent_number[p] == sent_number[p]]:
+                del self._sent_other[p]
         if odd:
             picked = set(chosen)
             for i in odd:
@@ -423,6 +444,10 @@ class ChangeFilter:
 
 
 _MISSING = object()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------------------------------- messages

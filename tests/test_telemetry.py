@@ -111,6 +111,28 @@ def test_strings_and_bools_are_sent_when_different() -> None:
     assert sent(flt, frame({"mode": "manual", "run": False}), 3) == ["run"]
 
 
+def test_an_uncertain_value_that_moves_beyond_the_deadband_is_sent() -> None:
+    flt = on_change(default=(10.0, 0.0))
+    u = {"a": U}
+    assert sent(flt, frame({"a": 1.0, "b": 2.0}, quality=u), 0) == ["a", "b"]
+    assert sent(flt, frame({"a": 5.0, "b": 2.0}, quality=u), 1) == []  # within 10 of the sent 1.0
+    assert sent(flt, frame({"a": 50.0, "b": 2.0}, quality=u), 2) == ["a"]
+    assert sent(flt, frame({"a": 55.0, "b": 2.0}, quality=u), 3) == []  # within 10 of the sent 50.0
+    assert sent(flt, frame({"a": 500.0, "b": 2.0}, quality=u), 4) == ["a"]
+    assert sent(flt, frame({"a": 500.0, "b": 2.0}), 5) == ["a"]  # good again: a quality change
+    assert sent(flt, frame({"a": "STOP", "b": 2.0}, quality=u), 6) == ["a"]
+    assert sent(flt, frame({"a": "STOP", "b": 2.0}, quality=u), 7) == []
+    assert sent(flt, frame({"a": "RUN", "b": 2.0}, quality=u), 8) == ["a"]
+
+
+def test_a_text_sent_again_after_a_number_in_between() -> None:
+    flt = on_change()
+    assert sent(flt, frame({"state": "RUN"}), 0) == ["state"]
+    assert sent(flt, frame({"state": 3}), 1) == ["state"]
+    assert sent(flt, frame({"state": "RUN"}), 2) == ["state"]
+    assert sent(flt, frame({"state": "RUN"}), 3) == []
+
+
 def test_readings_in_a_new_order_keep_their_state() -> None:
     flt = on_change(default=(1.0, 0.0))
     assert sent(flt, frame({"a": 1.0, "b": 2.0}), 0) == ["a", "b"]

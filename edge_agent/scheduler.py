@@ -97,6 +97,11 @@ def aligned_start(period_s: float, now_wall_s: float) -> float:
     return math.floor(now_wall_s / period_s) * period_s + period_s
 
 
+#: A gap between the wall clock and the monotonic clock bigger than this is a clock step, s (both clocks are
+#: slewed alike by NTP, so they never drift apart by this much otherwise).
+CLOCK_STEP_S = 1.0
+
+
 async def run_periodic(
     period_s: float,
     cycle: Callable[[float], Awaitable[None]],
@@ -126,6 +131,17 @@ async def run_periodic(
         if delay > 0:
             await asyncio.sleep(delay)
         started = loop.time()
+        # The wall clock was stepped (NTP's first sync on a gateway without a battery-backed clock, an
+        # operator's date -s): the grid keeps the old time base, so every timestamp would be off by the step
+        # for the life of the process. Re-anchor on the new wall clock.
+        wall_now = time.time()
+        step_s = wall_now - (first_due_wall + (started - mono_origin))
+        if abs(step_s) > CLOCK_STEP_S:
+            log.warning("%s: the wall clock jumped by %+.1f s; ticks re-aligned on the new time", name, step_s)
+            first_due_wall = aligned_start(period_s, wall_now) if align else wall_now
+            mono_origin = started + (first_due_wall - wall_now)
+            k = 0
+            continue
         try:
             await cycle(first_due_wall + k * period_s)
         except asyncio.CancelledError:

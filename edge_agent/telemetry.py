@@ -16,8 +16,8 @@ Raw telemetry (DESIGN.md, wire format) is one message per poll cycle per device 
 With ``publish_raw: true`` every point is in every message. With ``publish_raw: on_change``
 (:class:`ChangeFilter`) a point is in a message when its quality changed, when its value (good or uncertain)
 moved from the last *sent* value by more than the deadband (absolute, or percent of the last sent value's
-magnitude; 0 means any change; a text or on/off value: any change), or when it was last sent ``heartbeat`` seconds ago or longer; a cycle where no
-point qualifies sends nothing.
+magnitude; 0 means any change; a text or on/off value: any change), or when it was last sent ``heartbeat``
+seconds ago or longer; a cycle where no point qualifies sends nothing.
 """
 
 from __future__ import annotations

@@ -132,3 +132,28 @@ async def test_polling_marks_are_counted_and_survive_errors() -> None:
         raise RuntimeError("cycle failed")
     assert activity.running == 0
     await asyncio.wait_for(activity.give_way(), 1.0)
+
+
+@pytest.mark.parametrize("step_s", [3600.0, -600.0])
+async def test_a_wall_clock_step_re_aligns_the_ticks(monkeypatch: pytest.MonkeyPatch, step_s: float,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import edge_agent.scheduler as scheduler
+
+    offset = [0.0]
+    real = time.time
+    monkeypatch.setattr(scheduler.time, "time", lambda: real() + offset[0])
+    seen: list[tuple[float, float]] = []
+
+    async def cycle(due: float) -> None:
+        seen.append((due, scheduler.time.time()))
+        if len(seen) == 3:
+            offset[0] = step_s  # NTP's first sync on a gateway without a real-time clock
+
+    task = asyncio.create_task(run_periodic(0.05, cycle, name="poll"))
+    await asyncio.sleep(0.6)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(seen) >= 8
+    assert max(abs(now - due) for due, now in seen) < 0.5  # every tick's timestamp on the clock it ran by
+    assert all(abs(due / 0.05 - round(due / 0.05)) < 1e-3 for due, _ in seen)  # still on the grid
+    assert "wall clock jumped by" in caplog.text

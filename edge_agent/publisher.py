@@ -8,7 +8,9 @@ again, in order, once the next connection is up.
 Drain loop (a transaction, STYLE.md rule 7): take a batch from the outbox (highest priority class first,
 oldest first within a class, skipping what is in flight), publish each record, and ``ack`` it in the outbox
 only when the broker's PUBACK arrives (for QoS 0, when paho has written it to the socket). At most
-``max_inflight`` records are unacknowledged at once (capped by an MQTT 5 broker's Receive Maximum). The
+``max_inflight`` QoS 1 messages are unacknowledged at once (capped by an MQTT 5 broker's Receive Maximum,
+which a broker may enforce by disconnecting): outbox records take ``max_inflight - 1`` of them, and one
+slot is kept for the status messages and ``publish_now`` replies (more while more of those wait). The
 window is refilled as soon as any PUBACK frees a slot, so a new alert waits behind at most one window, never
 behind the backlog; refilling at once also keeps data flowing back to the broker, which lets TCP acknowledge
 its PUBACKs without the delayed-ACK/Nagle stall (40 ms per round on Linux) that waiting for a fuller window
@@ -510,11 +512,13 @@ class Publisher:
                 direct.set_exception(PublishError(f"broker rejected the message: {reason}"))
             else:
                 direct.set_result(None)
+            self._wake.set()
             return
         if mid in session.status_mids:
             session.status_mids.discard(mid)
             if not session.status_mids:
                 session.status_acked.set()
+            self._wake.set()  # its slot in the window is free again
             return
         record_id = session.inflight.pop(mid, None)
         sent_at = session.sent_at.pop(mid, None)
@@ -586,8 +590,11 @@ class Publisher:
         client = session.client
         refill_at = 1  # see the module docstring: waiting for a fuller window stalls on delayed ACKs
         while not session.lost.is_set() and not self._stopping.is_set():
-            free = session.window - len(session.inflight)
-            if free < refill_at and session.inflight:
+            # Status and publish_now() messages count against the broker's Receive Maximum too: keep a slot
+            # for them (more while more of them are unacknowledged).
+            others = len(session.status_mids) + len(session.direct)
+            free = session.window - len(session.inflight) - max(others, 1 if session.window > 1 else 0)
+            if free < refill_at and (session.inflight or others):
                 self._wake.clear()
                 await self._wake.wait()
                 continue

@@ -316,3 +316,70 @@ async def test_unusable_data_dir_gives_memory_fallback_then_moves_back_to_disk(t
         assert newer > ids[-1]
     finally:
         await ob.close()
+
+
+async def test_records_buffered_while_the_store_was_unreadable_go_back_next_to_the_old_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    path = data / "outbox.sqlite"
+    ob = await Outbox.open(path, BIG, None)
+    old = await ob.put_many([(f"old/{i}", b"o", Priority.SUMMARY) for i in range(5)])
+    await ob.close()
+    data.rename(tmp_path / "away")
+    data.write_text("the disk is not mounted yet")  # at start-up the store cannot even be read
+    ob = await Outbox.open(path, BIG, None)
+    try:
+        assert ob.mode == MODE_MEMORY_FALLBACK
+        new = await ob.put_many([(f"alerts/{i}", b"n", Priority.ALERT) for i in range(3)])
+        assert min(new) > max(old)
+        data.unlink()
+        (tmp_path / "away").rename(data)  # mounted: the old records are there again
+        ob.try_return_to_disk_now()
+        await poll_until(lambda: ob.mode == MODE_DISK, 20, "return to disk")
+        assert [r[0] for r in rows_on_disk(path)] == old + new
+        assert [r.id for r in await ob.take_batch(100)] == new + old  # alerts first, then by age
+    finally:
+        await ob.close()
+    assert [r[0] for r in rows_on_disk(path)] == old + new  # nothing lost at the stop
+
+
+async def test_the_way_back_to_disk_is_taken_under_steady_traffic(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    ob = await Outbox.open(blocker / "outbox.sqlite", BIG, None)
+    try:
+        assert ob.mode == MODE_MEMORY_FALLBACK
+        blocker.unlink()
+        ob.try_return_to_disk_now()
+        for i in range(40):  # a poller's records every 0.25 s: the writer is never idle for a whole second
+            await ob.put(f"t/{i}", b"x", Priority.TELEMETRY)
+            if ob.mode == MODE_DISK:
+                break
+            await asyncio.sleep(0.25)
+        assert ob.mode == MODE_DISK
+    finally:
+        await ob.close()
+
+
+async def test_a_wall_clock_step_does_not_age_out_fresh_records(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as real_time
+    import types
+
+    import edge_agent.outbox.outbox as outbox_module
+
+    offset = {"s": -3 * 365 * 86400.0, "elapsed": 0.0}  # a gateway without a real-time clock boots 3 years behind
+    fake = types.SimpleNamespace(time=lambda: real_time.time() + offset["s"] + offset["elapsed"],
+                                 monotonic=lambda: real_time.monotonic() + offset["elapsed"])
+    monkeypatch.setattr(outbox_module, "time", fake)
+    ob = await Outbox.open(tmp_path / "outbox.sqlite", BIG, 30 * 86400.0)  # max age 30 days
+    try:
+        await ob.put_many([(f"alerts/{i}", b"x", Priority.ALERT) for i in range(10)])
+        offset["s"] = 0.0  # NTP sets the clock right
+        await ob.put("t/after", b"y", Priority.TELEMETRY)
+        await asyncio.sleep(1.5)  # an idle age eviction pass too
+        assert ob.stats()["records"] == 11
+        offset["elapsed"] = 31 * 86400.0  # 31 days go by (both clocks move): records age out as before
+        await ob.put("t/later", b"z", Priority.TELEMETRY)
+        await poll_until(lambda: ob.stats()["records"] == 1, 10, "age eviction after 31 days")
+    finally:
+        await ob.close()

@@ -184,15 +184,44 @@ async def test_window_bounds_inflight_and_stop_leaves_unacked_records_in_the_out
         assert await pub.wait_connected(30)
         mosquitto.proc.send_signal(signal.SIGSTOP)  # the broker hangs: no PUBACK will come
         await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(50)])
-        await poll_until(lambda: pub.stats()["inflight"] == 20, 30, "a full window in flight")
+        # 20 unacknowledged QoS 1 messages at most: 19 records, one slot kept for status and replies
+        await poll_until(lambda: pub.stats()["inflight"] == 19, 30, "a full window in flight")
         await outbox.put(f"{PREFIX}/alerts/x", record(50, "alert"), Priority.ALERT)
         await outbox.wait_for_records(0.1)
-        assert pub.stats()["inflight"] == 20 and pub.stats()["published"] == 20  # no more than the window
+        assert pub.stats()["inflight"] == 19 and pub.stats()["published"] == 19  # no more than the window
     finally:
         await pub.stop(drain_timeout_s=0.5)
         mosquitto.proc.send_signal(signal.SIGCONT)
     assert outbox.stats()["records"] == 51
     assert [decode_payload(r.payload)["seq"] for r in await outbox.take_batch(100)] == list(range(51))
+
+
+async def test_a_status_update_with_a_full_window_stays_within_max_inflight(
+        mosquitto: Mosquitto, outbox: Outbox) -> None:
+    changing = {"n": 0}
+
+    def status() -> dict[str, Any]:
+        return {**status_body(), "n": changing["n"]}
+
+    pub = Publisher(settings_for(mosquitto, max_inflight=4), outbox, status)
+    await pub.start()
+    assert mosquitto.proc is not None
+    try:
+        assert await pub.wait_connected(30)
+        await poll_until(lambda: pub._session is not None and not pub._session.status_mids, 30, "birth acked")
+        mosquitto.proc.send_signal(signal.SIGSTOP)  # no PUBACK from here on
+        await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(20)])
+        await poll_until(lambda: pub.stats()["inflight"] == 3, 30, "the records' part of the window in flight")
+        changing["n"] = 1
+        assert await pub.publish_status()
+        await outbox.wait_for_records(0.1)
+        session = pub._session
+        assert session is not None
+        # the broker's Receive Maximum counts every unacknowledged QoS 1 PUBLISH, the status included
+        assert len(session.inflight) + len(session.status_mids) + len(session.direct) == 4
+    finally:
+        await pub.stop(drain_timeout_s=0.5)
+        mosquitto.proc.send_signal(signal.SIGCONT)
 
 
 async def test_qos0_and_retained_records(mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:

@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0  # age eviction runs at least this often, even with no traffic
 DISK_RETRY_INTERVAL_S = 30.0  # how often a memory fallback tries the disk again
+#: Ids of a memory store opened because the disk could not even be read at start-up begin here (plus the
+#: time in microseconds), far above any id the unreadable file can hold, so they never clash with it when
+#: the records move back to disk.
+UNREADABLE_DISK_ID_BASE = 1 << 50
+#: A jump of the wall clock against the monotonic one bigger than this (s) is a clock step.
+CLOCK_STEP_S = 1.0
 MAX_RECORDS_PER_TRANSACTION = 20_000
 EVICTION_LOG_INTERVAL_S = 60.0
 MODE_DISK = "disk"
@@ -146,6 +152,10 @@ class Outbox:
         self._last_error: str | None = None
         self._last_disk_retry = 0.0
         self._last_id = 0  # highest id handed out, so a replacement store never reuses one
+        self._last_maintenance = time.monotonic()
+        # Wall clock minus monotonic clock, and the first record id stamped on that time base (see _check_clock).
+        self._clock_offset = time.time() - time.monotonic()
+        self._time_base_first_id = 1
         self._closed = False
         self._transactions = 0
         self._evicted_unlogged: dict[str, int] = {}
@@ -296,7 +306,10 @@ class Outbox:
             self._store = self._disk
             self._last_id = self._disk.max_id()
         except (sqlite3.Error, OSError) as exc:
+            # the file's highest id is unknown: start far above it (see UNREADABLE_DISK_ID_BASE)
+            self._last_id = UNREADABLE_DISK_ID_BASE + int(time.time() * 1_000_000)
             self._enter_fallback(f"cannot open {self.path}: {exc}")
+        self._time_base_first_id = self._last_id + 1
         self._publish_snapshot()
 
     def _open_disk(self) -> SqliteStore:
@@ -351,6 +364,8 @@ class Outbox:
                     n_records += len(job.records)
             if not self._process(batch):
                 return
+            if time.monotonic() - self._last_maintenance >= MAINTENANCE_INTERVAL_S:
+                self._maintain()  # also under steady traffic: age eviction, the way back from memory to disk
 
     def _process(self, batch: list[_Job]) -> bool:
         """Run one group of jobs; returns False after a close job."""
@@ -391,8 +406,34 @@ class Outbox:
             self._loop.call_soon_threadsafe(_resolve_all, outcomes)
         self._log_evictions(result.evicted)
 
+    def _check_clock(self) -> None:
+        """After a wall-clock step, move the creation times of the records stamped on the old time base by
+        the step, so that age eviction counts their real age: a gateway without a battery-backed clock that
+        boots years behind and is corrected by NTP must not evict the alerts it just stored.
+
+        Only this process's records since the last step are moved; older ones were stamped on a time base
+        nobody can know now.
+        """
+        offset = time.time() - time.monotonic()
+        step_s = offset - self._clock_offset
+        if abs(step_s) <= CLOCK_STEP_S:
+            return
+        self._clock_offset = offset
+        step_ms = round(step_s * 1000)
+        for store in {id(s): s for s in (self._store, self._disk) if s is not None}.values():
+            try:
+                moved = store.shift_created(step_ms, self._time_base_first_id)
+            except sqlite3.Error as exc:
+                log.warning("outbox %s: cannot move record times after a clock step: %s", self.path, exc)
+                continue
+            if moved:
+                log.warning("outbox %s: the wall clock jumped by %+.0f s; %d buffered record(s) keep their age",
+                            self.path, step_s, moved)
+        self._time_base_first_id = self._last_id + 1
+
     def _write(self, new: Sequence[NewRecord], ack_ids: Sequence[int]) -> WriteResult:
         assert self._store is not None
+        self._check_clock()
         max_age_ms = None if self.max_age_s is None else int(self.max_age_s * 1000)
         now_ms = int(time.time() * 1000)
         if self._store is not self._disk and ack_ids:
@@ -430,7 +471,9 @@ class Outbox:
             self._enter_fallback(f"cannot recreate {self.path} after corruption: {exc}")
 
     def _maintain(self) -> None:
-        """Idle work: age eviction, and while in memory fallback, a periodic attempt to return to disk."""
+        """Periodic work (idle, or every ``MAINTENANCE_INTERVAL_S`` under traffic): age eviction, and while in
+        memory fallback, a periodic attempt to return to disk."""
+        self._last_maintenance = time.monotonic()
         in_fallback = self._store is not None and self._store is not self._disk
         if in_fallback and time.monotonic() - self._last_disk_retry >= DISK_RETRY_INTERVAL_S:
             self._try_return_to_disk()

@@ -171,6 +171,14 @@ class SqliteStore:
         """Bytes of all records as counted against the size bound."""
         return sum(t.bytes for t in self.tallies.values())
 
+    def shift_created(self, delta_ms: int, from_id: int) -> int:
+        """Add ``delta_ms`` to the creation time of the records with id >= ``from_id``; return how many."""
+        with self.conn:
+            moved = self.conn.execute("UPDATE records SET created_ms = created_ms + ? WHERE id >= ?",
+                                      (delta_ms, from_id)).rowcount
+        self._refresh_oldest(Priority)
+        return int(moved)
+
     def reserve_ids_below(self, first_id: int) -> None:
         """Make the next new id at least ``first_id`` (ids must never repeat across replacement stores)."""
         if first_id > self.max_id() + 1:

@@ -48,7 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_agent.errors import PublishError
 from edge_agent.mqtt.paho_bridge import PahoAsyncioBridge
 from edge_agent.mqtt.settings import PublisherSettings
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, Record
 from edge_agent.records import SCHEMA_VERSION, encode_payload, new_record_id
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,24 @@ class _Session:
     status_mids: set[int] = field(default_factory=set)
     direct: dict[int, asyncio.Future[None]] = field(default_factory=dict)  # publish_now() waiting for PUBACK
     status_acked: asyncio.Event = field(default_factory=asyncio.Event)
+    max_packet: int | None = None  # bytes: the smaller of mqtt.max_packet_size and the broker's (MQTT 5)
+
+
+def _unsendable(record: Record, max_packet: int | None) -> str | None:
+    """Why ``record`` cannot go to a broker taking packets of at most ``max_packet`` bytes, or None."""
+    if max_packet is None:
+        return None
+    size = publish_packet_size(len(record.topic.encode()), len(record.payload), record.qos)
+    if size > max_packet:
+        return f"its PUBLISH packet is {size} bytes, the broker takes at most {max_packet}"
+    return None
+
+
+def publish_packet_size(topic_bytes: int, payload_bytes: int, qos: int, properties_bytes: int = 0) -> int:
+    """Bytes of an MQTT PUBLISH packet (MQTT 5 §3.3; without properties, as MQTT 3.1.1 §3.3, plus one)."""
+    remaining = 2 + topic_bytes + (2 if qos else 0) + 1 + properties_bytes + payload_bytes
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16_384 else 3 if remaining < 2_097_152 else 4
+    return 1 + length_bytes + remaining
 
 
 @dataclass(slots=True)
@@ -477,6 +495,8 @@ class Publisher:
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
         if receive_max:
             session.window = min(session.window, int(receive_max))
+        limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None) if n]
+        session.max_packet = min(int(n) for n in limits) if limits else None
         return session
 
     def _bind_callbacks(self, session: _Session) -> None:
@@ -614,12 +634,30 @@ class Publisher:
                     await asyncio.gather(waiter, waker, return_exceptions=True)
                 continue
             for record in batch:
-                info = client.publish(record.topic, record.payload, qos=record.qos, retain=record.retain)
+                refusal = _unsendable(record, session.max_packet)
+                if refusal is None:
+                    try:
+                        info = client.publish(record.topic, record.payload, qos=record.qos, retain=record.retain)
+                    except ValueError as exc:  # paho refuses it (e.g. a topic over 65 535 bytes)
+                        refusal = str(exc)
+                if refusal is not None:
+                    # Sending it would fail the same way on every connection, holding back the whole outbox.
+                    self._drop_unsendable(record, refusal)
+                    continue
                 if info.rc != paho.MQTT_ERR_SUCCESS:
                     return  # the connection is gone; on_disconnect ends the session
                 session.inflight[info.mid] = record.id
                 session.sent_at[info.mid] = time.monotonic()
                 self.counters.published += 1
+
+    def _drop_unsendable(self, record: Record, reason: str) -> None:
+        """Drop a record no broker connection can carry, counted as rejected and logged with the fix."""
+        self.counters.rejected += 1
+        log.error("record %d on %s cannot be sent (%s); dropping it from the outbox (a bigger mqtt.max_packet_size "
+                  "or broker limit would let such records through)", record.id, record.topic, reason)
+        self._pending_delete.add(record.id)
+        self._acks_to_commit.append(record.id)
+        self._ack_ready.set()
 
     async def _finish(self, session: _Session) -> None:
         """Clean stop: await in-flight PUBACKs until the drain deadline, send offline status, DISCONNECT."""

@@ -28,4 +28,5 @@ def publisher_settings(cfg: AgentConfig) -> PublisherSettings:
         password=m.read_password(),
         tls=tls,
         protocol=m.protocol,
+        max_packet_size=int(m.max_packet_size) if m.max_packet_size is not None else None,
     )

@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 import pytest
@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.mqtt import PublisherSettings
 from edge_agent.outbox import NewRecord, Outbox
-from edge_agent.publisher import Publisher, PublisherState, backoff_delay_s
+from edge_agent.publisher import Publisher, PublisherState, backoff_delay_s, publish_packet_size
 from edge_agent.records import Priority, decode_payload, encode_payload, make_envelope
 
 try:
@@ -222,6 +222,41 @@ async def test_a_status_update_with_a_full_window_stays_within_max_inflight(
     finally:
         await pub.stop(drain_timeout_s=0.5)
         mosquitto.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_a_record_too_big_for_the_broker_is_dropped_and_the_rest_flows(tmp_path: Path, outbox: Outbox,
+                                                                            protocol: Literal["5", "3.1.1"]) -> None:
+    # an MQTT 5 broker announces its limit on connect; for 3.1.1 the config gives it (mqtt.max_packet_size)
+    broker = Mosquitto(tmp_path / "small-packets", extra_config="max_packet_size 20000\n")
+    broker.start()
+    collector = MqttCollector(broker.host, broker.port, f"{PREFIX}/#").start()
+    limit = None if protocol == "5" else 20_000
+    pub = Publisher(settings_for(broker, protocol=protocol, max_packet_size=limit), outbox, status_body)
+    try:
+        await outbox.put(f"{PREFIX}/telemetry/plc", b"x" * 30_000, Priority.TELEMETRY)
+        await outbox.put_many([(f"{PREFIX}/alerts/x", record(i, "alert"), Priority.ALERT) for i in range(10)])
+        await outbox.put(f"{PREFIX}/telemetry/plc", b"y" * 19_000, Priority.TELEMETRY)  # just fits
+        await pub.start()
+        await collector.wait_until(lambda m: len(data_messages([x for x in m if "alerts" in x[0]])) >= 10, 30)
+        await poll_until(lambda: outbox.stats()["records"] == 0, 30, "outbox emptied")
+        stats = pub.stats()
+        assert stats["rejected"] == 1 and stats["connections"] == 1  # dropped once, no reconnect storm
+        telemetry = [p for t, p in collector.snapshot() if t.endswith("/telemetry/plc")]
+        assert telemetry == [b"y" * 19_000]
+    finally:
+        await pub.stop(5)
+        collector.close()
+        broker.stop()
+
+
+def test_publish_packet_size_follows_the_mqtt_encoding() -> None:
+    # fixed header 1 byte + remaining length (1..4 bytes) + [topic length 2 + topic + packet id 2 (QoS > 0)
+    # + properties length 1 + payload], the bracket being the remaining length
+    assert publish_packet_size(3, 0, 1) == 1 + 1 + (2 + 3 + 2 + 1)
+    assert publish_packet_size(3, 121, 0) == 1 + 1 + 127  # 127: the largest one-byte remaining length
+    assert publish_packet_size(3, 122, 0) == 1 + 2 + 128
+    assert publish_packet_size(10, 20_000, 1) == 1 + 3 + (2 + 10 + 2 + 1 + 20_000)
 
 
 async def test_qos0_and_retained_records(mosquitto: Mosquitto, collector: MqttCollector, outbox: Outbox) -> None:

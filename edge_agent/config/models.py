@@ -153,6 +153,12 @@ class MqttConfig(PasswordSource):
         BeforeValidator(_protocol_version),
         WithJsonSchema({"enum": ["3.1.1", "5", 5]}),
     ] = Field(default="3.1.1", description="MQTT protocol version: 3.1.1 or 5.")
+    max_packet_size: Annotated[ByteSize, Field(ge=1024, le=268_435_455)] | None = Field(
+        default=None,
+        description="Largest MQTT packet the broker accepts (e.g. 128kB for AWS IoT Core over MQTT 3.1.1). "
+                    "A record too big for it is dropped with an error instead of being retried forever. "
+                    "Default: no limit, or what an MQTT 5 broker announces on connect.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

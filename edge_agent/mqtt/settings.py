@@ -62,6 +62,8 @@ class PublisherSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     connect_timeout_s: float = 20.0
+    #: Largest MQTT packet the broker takes, bytes (None: unknown; an MQTT 5 broker tells it on connect).
+    max_packet_size: int | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)

@@ -181,3 +181,49 @@ async def test_session_is_rebuilt_after_a_silent_network_cut() -> None:
         await driver.close()
         await proxy.close()
         await sim.stop()
+
+
+def subscribed_counter(sim: OpcUaSimServer, **spec: float) -> OpcUaDriver:
+    point = OpcUaPointSpec(name="count", node=node_def("Simulator.UpdateCount").node_id, mode="subscribe",
+                           sampling_interval_s=0.1)
+    return OpcUaDriver(OpcUaDeviceSpec(name="plc", endpoint=sim.endpoint, reconnect_min_s=0.2,
+                                       reconnect_max_s=0.5, points=(point,), **spec))  # type: ignore[arg-type]
+
+
+async def test_subscribed_points_go_bad_as_soon_as_the_link_is_lost() -> None:
+    sim = OpcUaSimServer(Plant(seed=3), update_interval_s=0.2)
+    await sim.start()
+    got: list[Reading] = []
+    driver = subscribed_counter(sim)
+    try:
+        await driver.connect()
+        await driver.subscribe(got.extend)
+        await wait_for(lambda: any(r.quality is Quality.GOOD for r in got), "data")
+        await sim.stop()  # nothing will tell the value any more: it must not stay good
+        await wait_for(lambda: got[-1].quality is Quality.BAD, "a BAD reading for the subscribed point")
+        assert got[-1].point == "count" and got[-1].value is None and "connection lost" in str(got[-1].reason)
+        assert driver.comms.state is CommsState.DOWN
+    finally:
+        await driver.close()
+        await sim.stop()
+
+
+async def test_sessions_of_dropped_links_expire_on_the_server() -> None:
+    sim = OpcUaSimServer(Plant(seed=3), update_interval_s=0.2)
+    await sim.start()
+    got: list[Reading] = []
+    driver = subscribed_counter(sim, keepalive_s=1.0, timeout_s=1.0)  # asks for a 10 s session timeout
+    try:
+        await driver.connect()
+        await driver.subscribe(got.extend)
+        for i in range(3):
+            sim.drop_connections()  # the old sessions cannot be closed over their dead sockets
+            await wait_for(lambda: driver.comms.reconnects >= i + 1, "reconnect")  # noqa: B023
+        sessions = sim._server.iserver._external_sessions  # the server's own view of its sessions
+        assert len(sessions) == 4
+        await wait_for(lambda: len(sessions) == 1, "orphaned sessions to expire", timeout_s=20.0)
+        n = len(got)
+        await wait_for(lambda: len(got) > n + 2 and got[-1].quality is Quality.GOOD, "data on the live session")
+    finally:
+        await driver.close()
+        await sim.stop()

@@ -53,6 +53,15 @@ def test_source_timestamp_is_utc_epoch_seconds() -> None:
     assert epoch_s(datetime(1970, 1, 1, 0, 0, 10)) == 10.0  # naive means UTC in OPC UA
 
 
+def test_the_minimum_datetime_means_no_time() -> None:
+    # OPC 10000-6 §5.2.2.5: DateTime 0 (1601-01-01) is "no time"; the server timestamp is used instead
+    assert epoch_s(datetime(1601, 1, 1, tzinfo=UTC)) is None
+    now = datetime.now(UTC)
+    dv = ua.DataValue(ua.Variant(1.0, ua.VariantType.Double), SourceTimestamp=datetime(1601, 1, 1, tzinfo=UTC),
+                      ServerTimestamp=now)
+    assert to_reading(OpcUaPointSpec(name="x", node="i=1"), dv, 0.0).source_ts == now.timestamp()
+
+
 def test_types_come_through_and_arrays_need_kind_waveform() -> None:
     point = OpcUaPointSpec(name="x", node="i=1")
     assert to_reading(point, dv(True, ua.VariantType.Boolean), 0.0).value is True

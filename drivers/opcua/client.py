@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How often the subscription supervisor wakes to check the link (s) when nothing happens.
 SUPERVISOR_TICK_S = 0.5
+#: Shortest session timeout asked of the server, s (see _open).
+SESSION_TIMEOUT_MIN_S = 10.0
 #: Fastest publishing interval requested (ms); sampling intervals of 0 (as fast as possible) publish at this.
 MIN_PUBLISHING_MS = 50.0
 
@@ -176,6 +178,10 @@ class OpcUaDriver:
         # asyncua probes the server every watchdog interval and gives the probe as long to answer: tying
         # both to the request timeout keeps a busy event loop from being mistaken for a dead link.
         client = Client(spec.endpoint, timeout=spec.timeout_s, watchdog_intervall=spec.timeout_s)
+        # A session whose socket died cannot be closed; the server keeps it (and its subscription) until
+        # the session timeout. asyncua asks for an hour: after a few dropped links a PLC with few session
+        # slots would refuse us. A few keep-alive periods are enough (asyncua renews it while alive), ms.
+        client.session_timeout = int(max(SESSION_TIMEOUT_MIN_S, 4 * spec.keepalive_s, 4 * spec.timeout_s) * 1000)
         client.application_uri = spec.application_uri
         client.name = client.description = f"edge-agent {spec.name}"
         client.connection_lost_callback = self._on_connection_lost
@@ -248,12 +254,21 @@ class OpcUaDriver:
 
     def _mark_lost(self, reason: str) -> None:
         """Declare the session dead; the next read() or the supervisor reconnects. The first cause is
-        kept: what follows a loss (e.g. asyncua's synthetic BadShutdown to subscriptions) is a symptom."""
+        kept: what follows a loss (e.g. asyncua's synthetic BadShutdown to subscriptions) is a symptom.
+
+        The subscribed points go BAD at once: nothing tells their values any more, and a stale value kept
+        as good would mislead every consumer (alarms, interlocks, summaries) until the link is back.
+        """
         if self._lost_reason is not None:
             return
         log.warning("%s: %s; reconnecting", self.name, reason)
         self._lost_reason = reason
         self._note_error(reason)
+        # (the re-created subscription's first notification brings each point back, its current value
+        # again even when unchanged: it is the reading that ends the gap)
+        if self._sink is not None and self._sub_points:
+            now = time.time()
+            self._deliver([bad_reading(p, reason, now) for p in self._sub_points])
         self._wake.set()
 
     def _note_error(self, reason: str) -> None:

@@ -29,12 +29,18 @@ def status_quality(status: ua.StatusCode | None) -> Quality:
     return Quality.BAD
 
 
+#: OPC 10000-6 §5.2.2.5: a DateTime at or before 1601-01-01 (the encoded value 0) means "no time".
+_NO_TIME_S = datetime(1601, 1, 2, tzinfo=UTC).timestamp()
+
+
 def epoch_s(value: datetime | None) -> float | None:
+    """A DateTime as UTC epoch s; None for no time (missing, or the minimum DateTime)."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    ts = value.timestamp()
+    return None if ts < _NO_TIME_S else ts
 
 
 def bad_reading(point: OpcUaPointSpec, reason: str, receive_ts: float) -> Reading:

@@ -78,11 +78,11 @@ async def test_push_invalid_shows_the_agents_errors(tmp_path: Path, mosquitto: M
     async with Harness(tmp_path, mosquitto.url) as h:
         await announce(h)
         bad = tmp_path / "bad.yaml"
-        bad.write_text(h.original_text.replace("port: 5020", "port: seventy"))
+        bad.write_text(h.original_text.replace("high: 80", "high: hot"))
         code = await run_cli("config", "push", "gw-1", str(bad), "--broker", mosquitto.url)
     err = capsys.readouterr().err
     assert code == 2
-    assert "config REJECTED" in err and "config/set:12: devices[0].port: expected a whole number" in err
+    assert "config REJECTED" in err and "config/set:24: rules[0].high:" in err
 
 
 async def test_push_signed_wait_patch_and_get(tmp_path: Path, mosquitto: Mosquitto,

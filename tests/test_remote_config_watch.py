@@ -182,3 +182,17 @@ async def test_an_identity_change_is_rejected_without_a_restore(tmp_path: Path, 
     assert calls == [str(tmp_path / "elsewhere")]  # tried once, never "restored"
     assert text_of(config_file) == original and len(history.entries()) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_patches_start_from_the_running_config_read_as_the_loader_reads_it(tmp_path: Path,
+                                                                           config_file: Path) -> None:
+    # YAML 1.2, like the loader: 010 is ten (YAML 1.1 says eight) and off/on are text (1.1 says false/true)
+    text = config_file.read_text().replace("{name: flow, table: input, address: 0, type: uint16}",
+                                           "{name: flow, table: input, address: 010, type: uint16, "
+                                           "enum: {0: off, 1: on}}")
+    assert "address: 010" in text
+    config_file.write_text(text)
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"))
+    flow = applier.active_data()["devices"][1]["points"][0]
+    assert flow["address"] == 10 and flow["enum"] == {0: "off", 1: "on"}
+    assert applier.config.devices[1].points[0].address == 10

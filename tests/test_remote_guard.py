@@ -194,6 +194,19 @@ def test_enabling_writes_is_refused_with_the_point_path() -> None:
         check_local_only(RUNNING, new)
 
 
+@pytest.mark.parametrize("field, value", [("host", "10.0.0.99"), ("port", 5021), ("unit_id", 7)])
+def test_moving_the_device_of_a_writable_point_to_another_plc_is_refused(field: str, value: object) -> None:
+    new = _copy()
+    new["devices"][0][field] = value  # the point itself unchanged, its writes would go to another PLC
+    with pytest.raises(LocalOnlyRefused, match=rf"devices\[plc\]: remote config changes {field} of a device with "
+                                               r"a writable point \(devices\[plc\]\.points\[setpoint\]\)"):
+        check_local_only(RUNNING, new)
+    other = _copy()
+    other["devices"][0]["poll_interval"] = "5s"  # anything but a nested list of the device is checked alike
+    with pytest.raises(LocalOnlyRefused, match="poll_interval"):
+        check_local_only(RUNNING, other)
+
+
 def test_redirecting_a_writable_point_is_refused_but_disabling_is_allowed() -> None:
     new = _copy()
     new["devices"][0]["points"][1]["address"] = 99

@@ -86,13 +86,13 @@ async def test_bare_yaml_push_is_accepted_when_signatures_are_not_required(tmp_p
 async def test_invalid_push_is_refused_with_line_numbers_and_old_config_kept(tmp_path: Path,
                                                                              mosquitto: Mosquitto) -> None:
     async with Harness(tmp_path, mosquitto.url) as h:
-        bad = h.original_text.replace("port: 5020", "port: seventy")
+        bad = h.original_text.replace("high: 80", "high: hot")
         reply = await h.request("config/set", bad)
         state = await h.wait_state(lambda s: (s["last_attempt"] or {}).get("result") == "rejected")
         ping = await h.request("cmd/ping", {})
     attempt = attempt_of(reply)
     assert reply["ok"] is False and attempt["result"] == "rejected"
-    expected = "config/set:12: devices[0].port: expected a whole number"
+    expected = "config/set:24: rules[0].high:"
     assert any(line.startswith(expected) for line in attempt["errors"]), attempt["errors"]
     assert state["last_attempt"]["errors"] == attempt["errors"]
     assert state["active"]["hash"] == config_hash(h.original_text)

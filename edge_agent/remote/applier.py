@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from edge_agent.config.loader import DEFAULT_MAX_BYTES, parse_config_text
 from edge_agent.errors import ConfigChangeRefused, ConfigError
 from edge_agent.remote.contracts import ApplyOutcome
 from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
@@ -124,5 +123,6 @@ class FileConfigApplier:
 
 
 def _as_mapping(text: str) -> dict[str, Any]:
-    data = yaml.safe_load(text)
-    return data if isinstance(data, dict) else {}
+    """The running config's text as data, read exactly as the loader reads it (YAML 1.2: ``010`` stays ten
+    and ``off`` stays text; a YAML 1.1 reading would change them in every patch built on it)."""
+    return parse_config_text(text, "<running config>", max_bytes=max(DEFAULT_MAX_BYTES, len(text.encode()) + 1))

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import yaml
 
+from edge_agent.config.loader import parse_config_text
+from edge_agent.errors import ConfigError
 from edge_agent.remote.cli_session import CliSession, Received
 from edge_agent.remote.errors import RemoteError
 from edge_agent.remote.history import config_hash
@@ -344,12 +346,10 @@ def _read_push_body(path: Path, *, patch: bool) -> str:
         raise RemoteError(f"cannot read {path}: {exc.strerror or exc}", code="usage") from exc
     if not patch:
         return text
-    try:
-        data = yaml.safe_load(text)  # a merge patch may be written as JSON or as YAML
-    except yaml.YAMLError as exc:
-        raise RemoteError(f"{path}: not a JSON/YAML merge patch: {exc}", code="usage") from None
-    if not isinstance(data, dict):
-        raise RemoteError(f"{path}: a merge patch must be an object (mapping)", code="usage")
+    try:  # a merge patch may be written as JSON or as YAML; read like a config (YAML 1.2: 010 is ten)
+        data = parse_config_text(text, str(path))
+    except ConfigError as exc:
+        raise RemoteError(f"not a JSON/YAML merge patch (an object): {exc}", code="usage") from None
     return json.dumps(data, sort_keys=False)
 
 

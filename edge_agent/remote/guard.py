@@ -228,14 +228,31 @@ def check_local_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             problems.append(f"{'.'.join(path)}: changed from {before!r} to {after!r}; this setting is "
                             "local-only, edit the config file on the gateway")
     old_objects = dict(_keyed_objects(old, ""))
-    for where, obj in _keyed_objects(new, ""):
+    new_objects = dict(_keyed_objects(new, ""))
+    for where, obj in new_objects.items():
         enabled = sorted(k for k in WRITE_ENABLE_KEYS if obj.get(k))
-        if enabled and old_objects.get(where) != obj:
+        if not enabled:
+            continue
+        if old_objects.get(where) != obj:
             verb = "enables" if not any(old_objects.get(where, {}).get(k) for k in enabled) else "changes"
             problems.append(f"{where}: remote config {verb} a writable point ({enabled[0]}: true); "
                             "PLC writes are local-only, edit the config file on the gateway")
+            continue
+        # The point is unchanged, but what encloses it (its device's host, port, unit id...) says where the
+        # writes go: that must not change either.
+        for outer in (p for p in new_objects if p != "<root>" and where.startswith((p + ".", p + "["))):
+            moved = sorted(k for k in set(_scalars(new_objects[outer])) | set(_scalars(old_objects.get(outer, {})))
+                           if _scalars(new_objects[outer]).get(k) != _scalars(old_objects.get(outer, {})).get(k))
+            if moved:
+                problems.append(f"{outer}: remote config changes {', '.join(moved)} of a device with a writable "
+                                f"point ({where}); PLC writes are local-only, edit the config file on the gateway")
     if problems:
         raise LocalOnlyRefused("; ".join(problems))
+
+
+def _scalars(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``obj`` that are plain values (not nested objects or lists)."""
+    return {k: v for k, v in obj.items() if not isinstance(v, dict | list)}
 
 
 def _get_path(data: Mapping[str, Any], path: tuple[str, ...], default: Any) -> Any:

@@ -307,8 +307,8 @@ class RemoteService:
             signed_by = self._check_signature(push)
             if signed_by:
                 by = f"{by} (key {signed_by})"
-            active_data = self._applier.active_data()
             # Parsing up to max_bytes of YAML takes long enough to stall the loop: do it in a thread.
+            active_data = await asyncio.to_thread(self._applier.active_data)
             new_data, new_text = await asyncio.to_thread(_candidate, kind, body, active_data, limits)
             new_hash = config_hash(new_text)
             check_local_only(active_data, new_data)

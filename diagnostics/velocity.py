@@ -10,12 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from diagnostics.spectrum import Spectrum, detrend, enbw_bins, rfft_freqs, validate_signal, window
+from diagnostics.waveform_units import STANDARD_GRAVITY_M_S2
 
 FloatArray = npt.NDArray[np.float64]
 AccelUnit = Literal["g", "m/s2"]
 
-#: Standard acceleration of gravity, m/s² per g (3rd CGPM 1901; ISO 80000-3:2019 item 3-9.1 note).
-STANDARD_GRAVITY_M_S2 = 9.80665
 
 #: Default velocity band in Hz. ISO 20816-3:2022 (measurement procedures) measures broadband
 #: velocity from 10 Hz to 1 000 Hz for machines running above 600 r/min (2 Hz to 1 000 Hz below 600 r/min).

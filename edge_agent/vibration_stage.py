@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from diagnostics.baseline import Baseline
 from diagnostics.bearing_geometry import BearingGeometry, DefectOrders, bearing_by_name
+from diagnostics.waveform_units import waveform_units
 from drivers.base import Waveform
 from edge_agent.config import AgentConfig, Bearing
 from edge_agent.records import Priority
@@ -108,12 +109,12 @@ class VibrationStage:
             rpm = self._speed_rpm(settings.speed_point)
             if rpm is not None and rpm > 0:
                 speed_hz = rpm / 60.0
-        unit = waveform.unit.replace("²", "2").strip()
-        units = "m/s2" if unit in ("m/s2", "m/s^2") else "mm/s" if unit == "mm/s" else "g"
+        units, factor = waveform_units(waveform.unit)  # ValueError for a unit nobody can convert
         from diagnostics.vibration import analyze_waveform
 
+        samples = waveform.samples if factor == 1.0 else waveform.samples * factor
         return await asyncio.to_thread(
-            analyze_waveform, waveform.samples, waveform.sample_rate_hz, units=units,
+            analyze_waveform, samples, waveform.sample_rate_hz, units=units,
             speed_hz=speed_hz, nominal_speed_hz=None if speed_hz else settings.nominal_speed_hz,
             bearing=settings.bearing, group=settings.group, foundation=settings.foundation,
         )

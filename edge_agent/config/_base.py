@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from diagnostics.waveform_units import waveform_units
 from edge_agent.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -93,6 +94,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: :func:`compact_model`). Weak: an entry goes with the last model using it, so configs validated and
 #: dropped (refused remote pushes, replaced configs) leave nothing behind.
 _SHARED_FIELDS_SETS: weakref.WeakValueDictionary[frozenset[str], set[str]] = weakref.WeakValueDictionary()
+
+
+def waveform_unit_issues(unit: str) -> list[Issue]:
+    """The config issue of a vibration waveform's ``unit`` that the analysis cannot convert (none if it can)."""
+    try:
+        waveform_units(unit)
+    except ValueError as exc:
+        return [(("unit",), str(exc))]
+    return []
 
 
 def compact_model(model: ModelT) -> ModelT:

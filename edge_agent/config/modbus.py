@@ -30,6 +30,7 @@ from edge_agent.config._base import (
     Port,
     duplicate_issues,
     issues_error,
+    waveform_unit_issues,
 )
 from edge_agent.config.units import Duration, Frequency
 
@@ -343,6 +344,7 @@ class ModbusPoint(ConfigModel):
                     "a waveform point needs exactly one of sample_rate (e.g. 12800Hz) or sample_rate_address",
                 )
             )
+        issues.extend(waveform_unit_issues(self.unit))
         return issues
 
     def register_span(self) -> int:

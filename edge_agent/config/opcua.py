@@ -17,6 +17,7 @@ from edge_agent.config._base import (
     PasswordSource,
     duplicate_issues,
     issues_error,
+    waveform_unit_issues,
 )
 from edge_agent.config.modbus import (
     DeviceBase,
@@ -168,6 +169,7 @@ class OpcuaPoint(ConfigModel):
                         "or sample_rate_node",
                     )
                 )
+            issues.extend(waveform_unit_issues(self.unit))
         else:
             for field in ("sample_rate", "sample_rate_node"):
                 if getattr(self, field) is not None:

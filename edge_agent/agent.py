@@ -294,6 +294,14 @@ class Agent:
         if (old.agent.id, old.agent.site, old.agent.data_dir) != (new.agent.id, new.agent.site, new.agent.data_dir):
             raise ConfigChangeRefused("agent.id, agent.site and agent.data_dir cannot change while the agent runs; "
                                       "edit the local config file and restart the service")
+        # Read once at start-up (the remote service's settings, the topics it listens on): a live change would
+        # be reported as applied and do nothing.
+        restart_only = [name for name, before, after in (
+            ("remote", old.remote, new.remote), ("mqtt.topic_prefix", old.topic_prefix, new.topic_prefix),
+            ("mqtt.client_id", old.mqtt_client_id, new.mqtt_client_id)) if before != after]
+        if restart_only:
+            raise ConfigChangeRefused(f"{', '.join(restart_only)} cannot change while the agent runs; edit the "
+                                      "local config file and restart the service")
         restarted: list[str] = []
         old_devices = {d.name: d for d in old.devices}
         new_devices = {d.name: d for d in new.devices}

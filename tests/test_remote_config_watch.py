@@ -196,3 +196,27 @@ def test_patches_start_from_the_running_config_read_as_the_loader_reads_it(tmp_p
     flow = applier.active_data()["devices"][1]["points"][0]
     assert flow["address"] == 10 and flow["enum"] == {0: "off", 1: "on"}
     assert applier.config.devices[1].points[0].address == 10
+
+
+@pytest.mark.parametrize("edit, field", [
+    (("  topic_prefix: edge/lab/gw-1\n", "  topic_prefix: edge/lab/gw-9\n"), "mqtt.topic_prefix"),
+    (("  topic_prefix: edge/lab/gw-1\n", "  topic_prefix: edge/lab/gw-1\n  client_id: other\n"), "mqtt.client_id"),
+    (("rules:\n", "remote:\n  commands_enabled: [ping]\nrules:\n"), "remote"),
+])
+async def test_settings_read_once_at_start_up_are_refused_live(tmp_path: Path, config_file: Path,
+                                                                edit: tuple[str, str], field: str) -> None:
+    from edge_agent.agent import Agent
+
+    history = ConfigHistory(tmp_path / "data")
+    agent = Agent(FileConfigApplier(config_file, history).config)
+
+    async def on_change(old: Any, new: Any) -> list[str]:
+        return await agent.reconfigure(old, new)
+
+    applier = FileConfigApplier(config_file, history, on_change=on_change)
+    original = applier.active_text()
+    assert edit[0] in original
+    outcome = await applier.apply(original.replace(*edit), "local edit", "operator", None)
+    assert outcome.result == "rejected" and "needs a restart" in outcome.message
+    assert outcome.errors[0].startswith(f"local edit: {field} cannot change while the agent runs")
+    assert text_of(config_file) == original

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.remote.errors import LocalOnlyRefused, PayloadRefused, RateLimited
 from edge_agent.remote.guard import (
+    MAX_RATE_KEYS,
     PayloadLimits,
     RateLimiter,
     TokenBucket,
@@ -215,3 +218,18 @@ def test_redirecting_a_writable_point_is_refused_but_disabling_is_allowed() -> N
     off = _copy()
     off["devices"][0]["points"][1]["writable"] = False
     check_local_only(RUNNING, off)
+
+
+def test_a_flood_of_new_keys_never_resets_the_budget_already_spent() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate_per_min=1, burst=2, clock=lambda: now[0])
+    limiter.check("capture")
+    limiter.check("capture")
+    with pytest.raises(RateLimited):
+        limiter.check("capture")
+    for i in range(3 * MAX_RATE_KEYS):  # made-up names: bounded memory, and capture stays limited
+        with contextlib.suppress(RateLimited):
+            limiter.check(f"x{i}")
+    assert len(limiter._buckets) <= MAX_RATE_KEYS + 1
+    with pytest.raises(RateLimited):
+        limiter.check("capture")

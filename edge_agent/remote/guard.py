@@ -188,6 +188,10 @@ class TokenBucket:
         return (1.0 - self._tokens) / self.rate_per_s
 
 
+#: Most buckets a RateLimiter keeps; later keys share one (the callers' keys are a fixed set anyway).
+MAX_RATE_KEYS = 1000
+
+
 class RateLimiter:
     """One :class:`TokenBucket` per key (command name, ``config``), created on first use."""
 
@@ -202,9 +206,11 @@ class RateLimiter:
         """Raise :class:`RateLimited` when ``key`` has used up its budget, saying when to retry."""
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) > 1000:
-                self._buckets.clear()  # bounded: unknown keys from a flood must not grow memory
-            bucket = self._buckets[key] = TokenBucket(self._rate_per_s, self._burst, self._clock)
+            if len(self._buckets) >= MAX_RATE_KEYS:  # bounded, and never by forgetting what was spent
+                key = "<other>"
+                bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self._rate_per_s, self._burst, self._clock)
         wait_s = bucket.try_take()
         if wait_s > 0:
             raise RateLimited(f"too many {key!r} requests (limit {self._rate_per_s * 60:g}/min, burst "

@@ -493,7 +493,8 @@ class RemoteService:
         try:
             if not _COMMAND_NAME.match(name):
                 raise RemoteError(f"{name[:40]!r} is not a command name", code="unknown_command")
-            self._command_rate.check(name)
+            # unknown names share one budget: made-up names must not each get a fresh one
+            self._command_rate.check(name if name in self._commands else "<unknown command>")
             text = decode_utf8(msg.payload, limits, f"cmd/{name} payload")
             args = parse_json_object(text, limits, f"cmd/{name} arguments") if text.strip() else {}
             fallback_id = args.pop("request_id", "")

@@ -272,7 +272,9 @@ class Agent:
                 log.exception("%s: pushed readings could not be processed", name)
 
     async def _stop_device(self, name: str) -> None:
-        runner = self.devices[name]
+        runner = self.devices.get(name)
+        if runner is None:  # a restore after a change that failed half-way
+            return
         for task in (runner.task, runner.pushed_task):
             if task is not None:
                 task.cancel()
@@ -307,9 +309,17 @@ class Agent:
         new_devices = {d.name: d for d in new.devices}
         changed = [n for n in old_devices if n not in new_devices or old_devices[n] != new_devices[n]]
         added = [n for n in new_devices if n not in old_devices or old_devices[n] != new_devices[n]]
+        # Build the new drivers before stopping anything: one that cannot be built (a password_env not set on
+        # this gateway, a certificate file missing) refuses the change while everything still runs.
+        built: dict[str, Driver] = {}
+        for name in added:
+            try:
+                built[name] = create_driver(new_devices[name])
+            except Exception as exc:
+                raise ConfigChangeRefused(f"device {name}: {exc}") from exc
         for name in changed:
             await self._stop_device(name)
-            del self.devices[name]
+            self.devices.pop(name, None)
         self.cfg = new
         units: dict[str, str] = {}
         for device in new.devices:
@@ -317,7 +327,7 @@ class Agent:
         self.units = units
         for name in added:
             d = new_devices[name]
-            self.devices[name] = DeviceRunner(create_driver(d), d.poll_interval, publish_raw=bool(d.publish_raw),
+            self.devices[name] = DeviceRunner(built[name], d.poll_interval, publish_raw=bool(d.publish_raw),
                                               subscribed=has_subscriptions(d))
             self._start_device(name, self.devices[name])
             if self.devices[name].subscribed:

@@ -176,7 +176,7 @@ async def test_an_identity_change_is_rejected_without_a_restore(tmp_path: Path, 
     moved = original.replace(str(tmp_path / "data"), str(tmp_path / "elsewhere"))
     assert moved != original
     outcome = await applier.apply(moved, "push.yaml", "bob", 5)
-    assert outcome.result == "rejected" and "needs a restart" in outcome.message
+    assert outcome.result == "rejected" and "refused before anything changed" in outcome.message
     assert outcome.errors == ["push.yaml: agent.id, agent.site and agent.data_dir cannot change while the agent "
                               "runs; edit the local config file and restart the service"]
     assert calls == [str(tmp_path / "elsewhere")]  # tried once, never "restored"
@@ -217,6 +217,36 @@ async def test_settings_read_once_at_start_up_are_refused_live(tmp_path: Path, c
     original = applier.active_text()
     assert edit[0] in original
     outcome = await applier.apply(original.replace(*edit), "local edit", "operator", None)
-    assert outcome.result == "rejected" and "needs a restart" in outcome.message
+    assert outcome.result == "rejected" and "refused before anything changed" in outcome.message
     assert outcome.errors[0].startswith(f"local edit: {field} cannot change while the agent runs")
     assert text_of(config_file) == original
+
+
+async def test_a_device_that_cannot_be_built_refuses_the_change_while_everything_runs(
+        tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edge_agent.agent import Agent
+
+    monkeypatch.delenv("EDGE_TEST_UNSET_PASSWORD", raising=False)
+    history = ConfigHistory(tmp_path / "data")
+    agent = Agent(FileConfigApplier(config_file, history).config)
+    applier = FileConfigApplier(config_file, history, on_change=agent.reconfigure, config=agent.cfg)
+    for name, runner in agent.devices.items():
+        agent._start_device(name, runner)
+    running = {name: runner.task for name, runner in agent.devices.items()}
+    original = applier.active_text()
+    opc = ("  - name: opc\n    protocol: opcua\n    endpoint: opc.tcp://127.0.0.1:4999/server\n"
+           "    username: op\n    password_env: EDGE_TEST_UNSET_PASSWORD\n"
+           "    points:\n      - {name: flow, node: \"ns=3;i=1001\"}\n")
+    changed = original.replace("    port: 5021\n", "    port: 5022\n").replace("rules:\n", opc + "rules:\n")
+    try:
+        outcome = await applier.apply(changed, "config/set", "remote", None)
+        assert outcome.result == "rejected" and outcome.errors[0].startswith("config/set: device opc: ")
+        assert "EDGE_TEST_UNSET_PASSWORD" in outcome.errors[0]
+        assert {name: runner.task for name, runner in agent.devices.items()} == running  # nothing restarted
+        assert all(task is not None and not task.done() for task in running.values())
+        assert agent.cfg is applier.config and text_of(config_file) == original
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        for name in list(agent.devices):
+            await agent._stop_device(name)

@@ -90,7 +90,8 @@ class FileConfigApplier:
                 restarted = await self._on_change(old_config, new_config)
             except ConfigChangeRefused as exc:  # refused before anything changed: nothing to restore
                 return ApplyOutcome("rejected", new_hash, [f"{source}: {exc}"],
-                                    message="this change needs a restart; nothing changed")
+                                    message="refused before anything changed (some changes need a restart); "
+                                            "the running config goes on")
             except Exception as exc:
                 log.exception("applying the new config failed; restoring the previous one")
                 await self._restore(new_config, old_config)

@@ -413,12 +413,16 @@ class RemoteService:
         """Apply a config from the local file (edit or SIGHUP): no remote guards, same state and audit."""
         async with self._config_lock:
             previous_text, previous_active = self._applier.active_text(), self.active
+            # Commit-confirm undoes a change that broke a working uplink. With the broker already unreachable
+            # (an outage, the very thing an engineer on site may be fixing) there is nothing to protect, and a
+            # rollback would throw the engineer's edit away: the edit stays.
+            confirm = (self._health is not None and self.settings.confirm_window_s > 0
+                       and await self._health() is True)
             outcome = await self._apply(text, source, "local", None)
             attempt = self._attempt_from(outcome, config_hash(text), "local", "local", None, "")
             if outcome.result == "accepted":
                 self.active = ActiveConfig(outcome.hash, None, "", attempt.at_ms, "local", source)
             await self._publish_attempt(None, attempt)
-            confirm = self._health is not None and self.settings.confirm_window_s > 0
             if outcome.result == "accepted" and confirm:
                 final = await self._confirm(_Pending(previous_text, previous_active,
                                                      replace(attempt, result="confirming")))

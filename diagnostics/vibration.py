@@ -209,6 +209,10 @@ def bearing_diagnosis(
     return chosen
 
 
+#: Lines per lower band edge a record needs for a trustworthy velocity RMS: resolution <= edge / 4.
+RESOLUTION_PER_BAND_EDGE = 4.0
+
+
 def analyze_waveform(
     samples: npt.ArrayLike,
     fs_hz: float,
@@ -269,6 +273,13 @@ def analyze_waveform(
         velocity_band_hz = iso_velocity_band(speed_hz if speed_hz is not None else nominal_speed_hz)
     vel = velocity_from_spectrum(acc, fs_hz, units=units, band_hz=velocity_band_hz)
     zone = iso_zone(vel.rms_mm_s, limits)
+    band_low_hz = velocity_band_hz[0]
+    if band_low_hz > 0 and acc.resolution_hz > band_low_hz / RESOLUTION_PER_BAND_EDGE:
+        # Window leakage into the lines near the band's lower edge is divided by a small frequency when
+        # integrating: with coarse lines the velocity reads high (+50 % at 12.5 Hz per line for a 25 Hz 1X).
+        needed = math.ceil(RESOLUTION_PER_BAND_EDGE * fs_hz / band_low_hz)
+        notes.append(f"{acc.resolution_hz:.3g} Hz per line is coarse for the {band_low_hz:g} Hz band edge: "
+                     f"velocity RMS and zone may read high; capture at least {needed} samples")
 
     speed: RunningSpeed | None = None
     if speed_hz is not None:
@@ -278,9 +289,13 @@ def analyze_waveform(
         f = acc.freqs_hz
         velocity_like = np.zeros_like(acc.amplitude)
         velocity_like[1:] = acc.amplitude[1:] / f[1:]
-        speed = estimate_running_speed(
-            Spectrum(f, velocity_like, acc.enbw_bins), nominal_speed_hz, search_fraction=speed_search_fraction
-        )
+        try:
+            speed = estimate_running_speed(
+                Spectrum(f, velocity_like, acc.enbw_bins), nominal_speed_hz, search_fraction=speed_search_fraction
+            )
+        except ValueError as exc:  # a short record: too few lines to search (velocity and zone still hold)
+            speed = RunningSpeed(hz=float(nominal_speed_hz), source="nominal", nominal_hz=nominal_speed_hz)
+            notes.append(f"running speed not searched ({exc}): nominal speed used")
     else:
         notes.append("no speed given: running speed, shaft-fault and bearing diagnostics skipped")
 

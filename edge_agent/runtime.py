@@ -175,8 +175,9 @@ class AgentService:
                                             health=self._broker_health)
                 await self.remote.start()
                 remote = self.remote
-                self.watch = ConfigFileWatch(self.config_path, applier.active_text,
-                                         lambda text, source: remote.apply_local(text, source))
+                self.watch = watch = ConfigFileWatch(
+                    self.config_path, applier.active_text,
+                    lambda text, source: remote.apply_local(text, source, reread=watch.read))
                 self._tasks.append(asyncio.create_task(self.watch.run(), name="config-watch"))
         health_cfg = self.cfg.service.health
         if health_cfg.enabled:

@@ -408,3 +408,35 @@ async def test_local_edit_that_cuts_off_the_broker_is_rolled_back_too(tmp_path: 
     assert outcome.result == "rolled_back" and "unreachable" in outcome.message
     assert state["last_attempt"]["kind"] == "local" and state["active"]["hash"] == config_hash(h.original_text)
     assert h.applier.active_text() == h.original_text
+
+
+async def test_the_file_watch_does_not_reapply_a_push_that_was_rolled_back(tmp_path: Path, mosquitto: Mosquitto,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from edge_agent.remote.config_watch import ConfigFileWatch
+
+    settings = RemoteSettings(confirm_window_s=1.0, confirm_interval_s=0.2, config_rate_per_min=600, config_burst=50)
+    async with Harness(tmp_path, mosquitto.url, settings=settings, with_health=True) as h:
+        record = h.history.record
+
+        def slow_record(*args: Any, **kwargs: Any) -> Any:  # a slow SD card: the file is written well before
+            time.sleep(0.3)                                # the push is recorded and becomes the running one
+            return record(*args, **kwargs)
+
+        monkeypatch.setattr(h.history, "record", slow_record)
+        # wired as the agent wires it (runtime.AgentService.start)
+        watch = ConfigFileWatch(h.config_path, h.applier.active_text,
+                                lambda text, source: h.service.apply_local(text, source, reread=watch.read),
+                                interval_s=0.05)
+        watching = asyncio.create_task(watch.run())
+        try:
+            dead_broker = h.original_text.replace(mosquitto.url, "mqtt://127.0.0.1:1")
+            _, final = await h.replies("config/set", dead_broker.encode(), count=2)
+            await asyncio.sleep(1.5)  # the watch has seen every write by now
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    assert attempt_of(final)["result"] == "rolled_back"
+    assert h.changes == [["publisher"], ["publisher"]]  # the push and its rollback, nothing applied again
+    assert h.config_path.read_text() == h.original_text == h.applier.active_text()

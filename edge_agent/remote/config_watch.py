@@ -73,7 +73,7 @@ class ConfigFileWatch:
             return None
         self._last_stat = stat
         try:
-            raw = await asyncio.to_thread(self._read)
+            raw = await asyncio.to_thread(self.read)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             log.warning("config file %s unreadable (%s); the running config stays", self.path, exc)
             return None
@@ -101,7 +101,8 @@ class ConfigFileWatch:
             return None
         return st.st_mtime_ns, st.st_size
 
-    def _read(self) -> str:
+    def read(self) -> str:
+        """The file's text (UTF-8, a BOM dropped); ValueError when larger than ``max_bytes``."""
         with open(self.path, "rb") as file:
             raw = file.read(self.max_bytes + 1)
         if len(raw) > self.max_bytes:

@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -409,9 +409,21 @@ class RemoteService:
                                                            *(f"rollback failed: {e}" for e in undo.errors)],
                        message="unhealthy, and the rollback failed: the new config is still running")
 
-    async def apply_local(self, text: str, source: str = "file") -> ApplyOutcome:
-        """Apply a config from the local file (edit or SIGHUP): no remote guards, same state and audit."""
+    async def apply_local(self, text: str, source: str = "file",
+                          reread: Callable[[], str] | None = None) -> ApplyOutcome:
+        """Apply a config from the local file (edit or SIGHUP): no remote guards, same state and audit.
+
+        ``reread`` reads the file again once the config lock is held: ``text`` may be a stale read, taken
+        while a push or its rollback was rewriting the file (the file would then be applied as it was a
+        moment ago, e.g. a push that was just rolled back applied again as a "local edit").
+        """
         async with self._config_lock:
+            if reread is not None:
+                try:
+                    text = await asyncio.to_thread(reread)
+                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                    return ApplyOutcome("rejected", config_hash(text), [f"{source}: cannot read it again: {exc}"],
+                                        message="the file could not be read; the running config stays")
             previous_text, previous_active = self._applier.active_text(), self.active
             # Commit-confirm undoes a change that broke a working uplink. With the broker already unreachable
             # (an outage, the very thing an engineer on site may be fixing) there is nothing to protect, and a

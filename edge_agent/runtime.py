@@ -25,7 +25,7 @@ from typing import Any
 
 from edge_agent.agent import Agent
 from edge_agent.commands import AgentCommands, RecentLogHandler
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, load_config
 from edge_agent.health import HealthServer, HealthState
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt.remote_transport import PublisherTransport
@@ -36,6 +36,7 @@ from edge_agent.remote.config_watch import ConfigFileWatch
 from edge_agent.remote.contracts import MessageHandler
 from edge_agent.remote.history import ConfigHistory
 from edge_agent.remote.service import RemoteService, RemoteSettings
+from edge_agent.remote.unconfirmed import undo_unconfirmed
 from edge_agent.scheduler import cancel_and_wait
 from edge_agent.sdnotify import Notifier, start_watchdog
 
@@ -236,6 +237,10 @@ async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: floa
     # Two workers are enough (SQLite commits, file reads, vibration analysis) and keep the footprint fixed:
     # the default pool grows to cpu+4 threads over hours, each one adding its own ~1.2 MB malloc arena.
     loop.set_default_executor(started_pool(WORKER_THREADS, "agent-worker"))
+    if config_path is not None:  # a change left on trial by the last run is undone first
+        history = ConfigHistory(cfg.agent.data_dir, keep=cfg.remote.keep_configs)
+        if await asyncio.to_thread(undo_unconfirmed, config_path, history):
+            cfg = await asyncio.to_thread(load_config, config_path)
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
     service = AgentService(cfg, config_path, text)
     stop = asyncio.Event()

@@ -21,10 +21,10 @@ from edge_agent.remote.service import RemoteSettings, mask_secret_lines
 from edge_agent.remote.signing import generate_keypair, load_private_key, new_envelope, sign_envelope, unsigned_payload
 
 try:
-    from tests.mqtt_support import Mosquitto
+    from tests.mqtt_support import Mosquitto, poll_until
     from tests.test_remote_support import PREFIX, Harness, make_config
 except ImportError:  # tests/ is not a package
-    from mqtt_support import Mosquitto  # type: ignore[no-redef]
+    from mqtt_support import Mosquitto, poll_until  # type: ignore[no-redef]
     from test_remote_support import PREFIX, Harness, make_config  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
@@ -440,3 +440,60 @@ async def test_the_file_watch_does_not_reapply_a_push_that_was_rolled_back(tmp_p
     assert attempt_of(final)["result"] == "rolled_back"
     assert h.changes == [["publisher"], ["publisher"]]  # the push and its rollback, nothing applied again
     assert h.config_path.read_text() == h.original_text == h.applier.active_text()
+
+
+async def test_a_change_still_unconfirmed_when_the_agent_stops_is_undone_at_the_next_start(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from edge_agent.remote.unconfirmed import marker_path, undo_unconfirmed
+
+    settings = RemoteSettings(confirm_window_s=30.0, confirm_interval_s=0.2, config_rate_per_min=600,
+                              config_burst=50)
+    async with Harness(tmp_path, mosquitto.url, settings=settings, with_health=True) as h:
+        dead_broker = h.original_text.replace(mosquitto.url, "mqtt://127.0.0.1:1")
+        [confirming] = await h.replies("config/set", dead_broker.encode(), count=1)
+        assert attempt_of(confirming)["result"] == "confirming"
+        await poll_until(lambda: marker_path(h.history).exists(), 10, "the change marked as on trial")
+    # the agent stopped (or lost power) inside the confirm window: the file holds the unconfirmed change
+    assert h.config_path.read_text() == dead_broker
+    assert undo_unconfirmed(h.config_path, h.history)  # what the next start does before loading the config
+    assert h.config_path.read_text() == h.original_text
+    entries = h.history.entries()
+    assert [(e.source, e.result) for e in entries[-2:]] == [("config/set", "rolled_back"), ("rollback", "accepted")]
+    assert entries[-1].hash == config_hash(h.original_text) and not marker_path(h.history).exists()
+    assert not undo_unconfirmed(h.config_path, h.history)  # once
+
+
+async def test_a_confirmed_change_leaves_nothing_to_undo_and_an_edited_file_is_kept(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from edge_agent.remote.unconfirmed import mark_unconfirmed, marker_path, undo_unconfirmed
+
+    settings = RemoteSettings(confirm_window_s=1.0, confirm_interval_s=0.2, config_rate_per_min=600,
+                              config_burst=50)
+    async with Harness(tmp_path, mosquitto.url, settings=settings, with_health=True) as h:
+        good = h.original_text.replace("high: 80", "high: 79")
+        _, final = await h.replies("config/set", good.encode(), count=2)
+    assert attempt_of(final)["result"] == "accepted" and not marker_path(h.history).exists()
+    assert not undo_unconfirmed(h.config_path, h.history)
+    mark_unconfirmed(h.history, h.original_text, good)
+    h.config_path.write_text(good.replace("high: 79", "high: 78"))  # an engineer edited the file since
+    assert not undo_unconfirmed(h.config_path, h.history)
+    assert "high: 78" in h.config_path.read_text() and not marker_path(h.history).exists()
+
+
+async def test_run_agent_undoes_an_unconfirmed_change_before_it_starts(tmp_path: Path) -> None:
+    from edge_agent.config import load_config
+    from edge_agent.remote.history import ConfigHistory
+    from edge_agent.remote.unconfirmed import mark_unconfirmed
+    from edge_agent.runtime import run_agent
+
+    path = tmp_path / "agent.yaml"
+    previous = make_config(tmp_path / "data", "mqtt://127.0.0.1:1")
+    unconfirmed = previous.replace("high: 80", "high: 60")
+    path.write_text(unconfirmed)
+    history = ConfigHistory(tmp_path / "data")
+    history.record(unconfirmed, version=None, label="", by="remote", source="config/set")
+    mark_unconfirmed(history, previous, unconfirmed)
+    assert await run_agent(load_config(path), path, duration_s=0.5) == 0
+    assert path.read_text() == previous
+    assert [(e.source, e.result) for e in history.entries()][-2:] == [("config/set", "rolled_back"),
+                                                                      ("rollback", "accepted")]

@@ -20,6 +20,7 @@ from edge_agent.config.loader import DEFAULT_MAX_BYTES, parse_config_text
 from edge_agent.errors import ConfigChangeRefused, ConfigError
 from edge_agent.remote.contracts import ApplyOutcome
 from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
+from edge_agent.remote.unconfirmed import clear_unconfirmed, mark_unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,15 @@ class FileConfigApplier:
         if self._data is None:
             self._data = _as_mapping(self._text)
         return copy.deepcopy(self._data)
+
+    def begin_confirm(self, previous_text: str) -> None:
+        """The running config is on trial (commit-confirm): if the agent stops before :meth:`end_confirm`,
+        the next start goes back to ``previous_text`` (see :mod:`edge_agent.remote.unconfirmed`)."""
+        mark_unconfirmed(self.history, previous_text, self._text)
+
+    def end_confirm(self) -> None:
+        """The trial ended (confirmed or rolled back)."""
+        clear_unconfirmed(self.history)
 
     async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
         """Validate, apply live through ``on_change``, persist; see the module docstring for failure paths."""

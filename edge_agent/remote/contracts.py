@@ -70,6 +70,14 @@ class ConfigApplier(Protocol):
         """The running config as plain data (the YAML loaded as dicts/lists), for patches and checks."""
         ...
 
+    def begin_confirm(self, previous_text: str) -> None:
+        """The running config is on trial: a restart before :meth:`end_confirm` goes back to ``previous_text``."""
+        ...
+
+    def end_confirm(self) -> None:
+        """The trial ended (confirmed or rolled back)."""
+        ...
+
     async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
         """Validate ``text`` (errors as ``SOURCE:LINE: path: message``) and, if valid, make it run."""
         ...

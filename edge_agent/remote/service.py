@@ -393,7 +393,10 @@ class RemoteService:
 
         confirm = CommitConfirm(self._health, rollback, window_s=self.settings.confirm_window_s,
                                 interval_s=self.settings.confirm_interval_s)
+        # On trial until this returns: a stop, a crash or a power cut meanwhile is undone at the next start.
+        await asyncio.to_thread(self._applier.begin_confirm, pending.previous_text)
         result = await confirm.run()
+        await asyncio.to_thread(self._applier.end_confirm)
         attempt = replace(pending.attempt, at_ms=_now_ms())
         if result.confirmed:
             return replace(attempt, result="accepted",

@@ -96,6 +96,12 @@ class _Session:
     direct: dict[int, asyncio.Future[None]] = field(default_factory=dict)  # publish_now() waiting for PUBACK
     status_acked: asyncio.Event = field(default_factory=asyncio.Event)
     max_packet: int | None = None  # bytes: the smaller of mqtt.max_packet_size and the broker's (MQTT 5)
+    acked: int = 0  # records acknowledged on this connection
+    largest: tuple[int, str] = (0, "")  # the biggest record published on it: PUBLISH bytes, topic
+
+
+#: Connections in a row lost before any record was acknowledged, before the publisher says why that may be.
+UNACKED_LOSSES_BEFORE_HINT = 3
 
 
 def _unsendable(record: Record, max_packet: int | None) -> str | None:
@@ -150,6 +156,7 @@ class Publisher:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()  # window space freed, or stop requested
         self._pending_delete: set[int] = set()  # acked by the broker, deletion not yet committed
+        self._unacked_losses = 0  # connections in a row lost before any record was acknowledged
         self._acks_to_commit: list[int] = []
         self._ack_ready = asyncio.Event()
         self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
@@ -549,6 +556,7 @@ class Publisher:
                 self.ack_latency_observer(time.monotonic() - sent_at)
             except Exception:
                 log.exception("ack latency observer failed")
+        session.acked += 1
         if reason.is_failure:
             self.counters.rejected += 1
             log.error("broker rejected record %d (%s); dropping it from the outbox", record_id, reason)
@@ -604,6 +612,22 @@ class Publisher:
                 self.last_error = f"connection to {self.settings.host}:{self.settings.port} lost"
                 log.warning("%s with %d record(s) in flight; they stay in the outbox and go again after "
                             "reconnecting", self.last_error, lost)
+                self._note_unacked_loss(session, lost)
+
+    def _note_unacked_loss(self, session: _Session, lost: int) -> None:
+        """Say what to do when the broker keeps dropping the connection before acknowledging anything: the
+        usual cause is a record bigger than the broker takes (an MQTT 3.1.1 broker does not announce its
+        limit, it just disconnects), which then blocks the outbox on every connection."""
+        if session.acked or not lost:
+            self._unacked_losses = 0
+            return
+        self._unacked_losses += 1
+        if self._unacked_losses == UNACKED_LOSSES_BEFORE_HINT:
+            size, topic = session.largest
+            log.error("the broker dropped the last %d connections before acknowledging any record; the biggest "
+                      "record in flight is %d bytes on %s. If the broker limits message size, set "
+                      "mqtt.max_packet_size (e.g. 128kB for AWS IoT Core) and such records are dropped with an "
+                      "error instead of blocking the others", self._unacked_losses, size, topic)
 
     async def _drain(self, session: _Session) -> None:
         """Keep the in-flight window full from the outbox until the connection drops or stop is asked."""
@@ -648,6 +672,9 @@ class Publisher:
                     return  # the connection is gone; on_disconnect ends the session
                 session.inflight[info.mid] = record.id
                 session.sent_at[info.mid] = time.monotonic()
+                size = publish_packet_size(len(record.topic), len(record.payload), record.qos)
+                if size > session.largest[0]:
+                    session.largest = (size, record.topic)
                 self.counters.published += 1
 
     def _drop_unsendable(self, record: Record, reason: str) -> None:

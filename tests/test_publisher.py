@@ -250,6 +250,25 @@ async def test_a_record_too_big_for_the_broker_is_dropped_and_the_rest_flows(tmp
         broker.stop()
 
 
+async def test_a_broker_that_keeps_dropping_an_oversized_record_gets_a_clear_error(
+        tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    # MQTT 3.1.1 and no mqtt.max_packet_size: the broker's limit is unknown, it just disconnects
+    broker = Mosquitto(tmp_path / "small-packets", extra_config="max_packet_size 20000\n")
+    broker.start()
+    pub = Publisher(settings_for(broker, protocol="3.1.1", reconnect_min_s=0.1, reconnect_max_s=0.3), outbox,
+                    status_body)
+    try:
+        await outbox.put(f"{PREFIX}/telemetry/plc", b"x" * 30_000, Priority.TELEMETRY)
+        await pub.start()
+        await poll_until(lambda: "set mqtt.max_packet_size" in caplog.text, 30, "the hint")
+    finally:
+        await pub.stop(1)
+        broker.stop()
+    hint = [r.getMessage() for r in caplog.records if "max_packet_size" in r.getMessage()]
+    assert len(hint) == 1 and "is 300" in hint[0]  # 30 000 bytes of payload plus the header
+    assert f"on {PREFIX}/telemetry/plc" in hint[0] and "the last 3 connections" in hint[0]
+
+
 def test_publish_packet_size_follows_the_mqtt_encoding() -> None:
     # fixed header 1 byte + remaining length (1..4 bytes) + [topic length 2 + topic + packet id 2 (QoS > 0)
     # + properties length 1 + payload], the bracket being the remaining length

@@ -229,6 +229,22 @@ async def test_illegal_address_splits_the_merged_request_and_remembers(
     assert driver.comms.state is CommsState.OK
 
 
+async def test_after_a_split_part_times_out_no_more_parts_are_sent(
+        server: ModbusSimServer, make_driver: Callable[[Any], ModbusDriver]) -> None:
+    points = tuple(e.point for e in VALUE_ENTRIES if e.point.table == "holding")
+    driver = make_driver(tcp_spec(server.port, points, max_gap=10, timeout_s=0.5))
+    await driver.connect()
+    server.set_delay(3.0, address=0)  # the merged read is refused, then its first part gets no answer
+    started = asyncio.get_running_loop().time()
+    result = await driver.read()
+    took = asyncio.get_running_loop().time() - started
+    assert result.requests == 2 and took < 1.5  # the refused read and the part that timed out, nothing more
+    later = [r for r in result.readings if r.point in {p.name for p in points if p.address >= 20}]
+    assert later and all(r.quality is Quality.BAD and str(r.reason).startswith("not read: ") for r in later)
+    assert driver.comms.state is CommsState.DOWN
+    assert [(r.address, r.count) for r in driver.plan] == [(0, 13), (20, 16)]  # the split is kept
+
+
 async def test_exception_marks_only_its_points_bad_and_degrades(server: ModbusSimServer,
                                                                 make_driver: Callable[[Any], ModbusDriver]) -> None:
     driver = make_driver(tcp_spec(server.port, tuple(e.point for e in VALUE_ENTRIES)))

@@ -143,3 +143,33 @@ async def test_two_devices_share_one_line_and_a_dead_third_does_not_disturb_them
         for d in drivers:
             await d.close()
         await srv.stop()
+
+
+async def test_a_late_answer_is_never_taken_for_the_next_requests_answer(
+        no_leaks: None, serial_pair: tuple[str, str]) -> None:
+    # RTU frames carry no transaction id: after a timeout, a late answer must not be read as the answer to
+    # the next request (another register's value, marked good)
+    holding = [p for p in VALUE_POINTS if p.table == "holding" and p.type in ("uint16", "int16")]
+    first, second = holding[0], next(p for p in holding[1:] if p.address > holding[0].address + 1)
+    server = ModbusSimServer(Plant(seed=3), unit_id=1, serial_port=serial_pair[0], baudrate=115200, parity="N",
+                             clock=lambda: 100.0, update_interval_s=None)
+    await server.start()
+    spec = ModbusRtuSpec(name="rtu-plc", serial_port=serial_pair[1], baudrate=115200, parity="N", unit_id=1,
+                         timeout_s=0.5, backoff_min_s=0.1, backoff_max_s=0.1, points=(first, second), max_gap=0)
+    driver = create_driver(spec)
+    try:
+        await driver.connect()
+        truth = {r.point: r.value for r in (await driver.read()).readings}
+        assert truth[first.name] != truth[second.name]
+        server.set_delay(0.4, address=first.address)   # answered in time
+        server.set_delay(0.9, address=second.address)  # answered after the timeout
+        wrong: list[tuple[str, object]] = []
+        for _ in range(6):
+            for r in (await driver.read()).readings:
+                if r.quality is Quality.GOOD and r.value != truth[r.point]:
+                    wrong.append((r.point, r.value))
+            await asyncio.sleep(0.02)
+        assert wrong == []
+    finally:
+        await driver.close()
+        await server.stop()

@@ -408,6 +408,10 @@ class ModbusDriver:
                 kept: list[_PlannedRead] = []
                 readings: list[Reading] = []
                 for part in (_PlannedRead.of(part) for part in parts):
+                    if cycle.down_reason is not None:  # the link failed on an earlier part: send no more
+                        readings.extend(self._bad(part.request.points, f"not read: {cycle.down_reason}"))
+                        kept.append(part)
+                        continue
                     part_readings, part_kept = await self._read_planned(client, part, result, cycle)
                     readings.extend(part_readings)
                     kept.extend(part_kept or [part])
@@ -446,8 +450,18 @@ class ModbusDriver:
         try:
             if self._line is not None:
                 # wait for our turn on the shared line first: the timeout covers only our own request
-                async with self._line.turn, asyncio.timeout(limit_s):
-                    response = await call(request.address, count=request.count, device_id=self.spec.unit_id)
+                async with self._line.turn:
+                    try:
+                        async with asyncio.timeout(limit_s):
+                            response = await call(request.address, count=request.count,
+                                                  device_id=self.spec.unit_id)
+                    except (ModbusIOException, TimeoutError):
+                        # RTU frames carry no transaction id: an answer that comes late would be taken as the
+                        # answer to the next request on the line (another register's value, marked good).
+                        # Keep the line quiet for a while, still holding it, so a late answer arrives now,
+                        # with no request waiting, and is dropped.
+                        await asyncio.sleep(timeout_s)
+                        raise
             else:
                 async with asyncio.timeout(limit_s):
                     response = await call(request.address, count=request.count, device_id=self.spec.unit_id)

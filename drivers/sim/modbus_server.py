@@ -125,6 +125,7 @@ class ModbusSimServer:
         self._delay_s = 0.0
         self._faults: list[ExceptionFault] = []
         self._delayed: set[asyncio.Task[object]] = set()  # answers being held back by set_delay
+        self._address_delays: dict[int, float] = {}  # start address -> delay, s (set_delay with an address)
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._updater: asyncio.Task[None] | None = None
         self.waveform_interval_s = waveform_interval_s
@@ -209,11 +210,14 @@ class ModbusSimServer:
             connection.close()
         return len(connections)
 
-    def set_delay(self, seconds: float) -> None:
-        """Answer every request ``seconds`` late (0 to answer at once)."""
+    def set_delay(self, seconds: float, address: int | None = None) -> None:
+        """Answer every request ``seconds`` late (0 to answer at once), or only reads starting at ``address``."""
         if seconds < 0:
             raise ValueError(f"delay {seconds=} must not be negative")
-        self._delay_s = seconds
+        if address is None:
+            self._delay_s = seconds
+        else:
+            self._address_delays[address] = seconds
 
     def set_exception(
         self, code: int, table: Table | None = None, first: int = 0, last: int = 0xFFFF
@@ -231,6 +235,7 @@ class ModbusSimServer:
     def clear_faults(self) -> None:
         """Remove every delay and exception fault."""
         self._delay_s = 0.0
+        self._address_delays.clear()
         self._faults.clear()
 
     async def _answer(self, function_code: int, start_address: int, address: int, count: int,
@@ -239,12 +244,13 @@ class ModbusSimServer:
         self.requests_served += 1
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION
-        if self._delay_s > 0:
+        delay_s = self._address_delays.get(address, self._delay_s)
+        if delay_s > 0:
             task = asyncio.current_task()
             if task is not None:
                 self._delayed.add(task)
             try:
-                await asyncio.sleep(self._delay_s)
+                await asyncio.sleep(delay_s)
             finally:
                 self._delayed.discard(task)
         table = _FUNCTION_TABLE.get(function_code)

@@ -33,7 +33,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.remote.applier import FileConfigApplier
 from edge_agent.remote.audit import AuditLog
 from edge_agent.remote.config_watch import ConfigFileWatch
-from edge_agent.remote.contracts import MessageHandler
+from edge_agent.remote.contracts import ApplyOutcome, MessageHandler
 from edge_agent.remote.history import ConfigHistory
 from edge_agent.remote.service import RemoteService, RemoteSettings
 from edge_agent.remote.unconfirmed import undo_unconfirmed
@@ -179,7 +179,12 @@ class AgentService:
                 self.watch = watch = ConfigFileWatch(
                     self.config_path, applier.active_text,
                     lambda text, source: remote.apply_local(text, source, reread=watch.read))
-                self._tasks.append(asyncio.create_task(self.watch.run(), name="config-watch"))
+            else:  # no remote service: local edits and SIGHUP still apply, through the applier alone
+                local_lock = asyncio.Lock()
+                self.watch = watch = ConfigFileWatch(
+                    self.config_path, applier.active_text,
+                    lambda text, source: _apply_local_file(applier, watch, source, local_lock))
+            self._tasks.append(asyncio.create_task(watch.run(), name="config-watch"))
         health_cfg = self.cfg.service.health
         if health_cfg.enabled:
             self._health_server = HealthServer(self.health.report, self.metrics, host=health_cfg.host,
@@ -209,6 +214,18 @@ class AgentService:
             await self._watchdog.stop()
         await self.agent.stop()
         logging.getLogger().removeHandler(self.recent_logs)
+
+
+async def _apply_local_file(applier: FileConfigApplier, watch: ConfigFileWatch, source: str,
+                            lock: asyncio.Lock) -> ApplyOutcome:
+    """Apply the config file as it is now (read under ``lock``, so two reloads never interleave)."""
+    async with lock:
+        try:
+            text = await asyncio.to_thread(watch.read)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return ApplyOutcome("rejected", "", [f"{source}: cannot read it: {exc}"],
+                                message="the file could not be read; the running config stays")
+        return await applier.apply(text, source, "local", None)
 
 
 #: Threads of the event loop's default executor (SQLite commits, file reads, vibration analysis).

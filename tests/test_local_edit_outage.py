@@ -47,3 +47,19 @@ async def test_a_local_edit_during_a_broker_outage_is_kept(mosquitto: Mosquitto,
         assert [a.rule.high for a in service.agent.alarms.limit_alarms["plc/bearing_temp"]] == [70.0]
     finally:
         await service.stop()
+
+
+async def test_sighup_reloads_the_file_with_the_remote_service_off(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    path = demo_config(tmp_path, mosquitto.port)
+    path.write_text(path.read_text().replace("remote:\n  confirm_window: 2s\n", "remote:\n  enabled: false\n"))
+    service = AgentService(load_config(path), path, path.read_text())
+    await service.start()
+    try:
+        assert service.remote is None and service.watch is not None
+        path.write_text(path.read_text().replace("high: 80", "high: 70"))
+        service.request_reload()  # systemctl reload
+        await poll_until(lambda: [a.rule.high for a in service.agent.alarms.limit_alarms["plc/bearing_temp"]]
+                         == [70.0], 20, "the edit applied")
+        assert service.agent.cfg.rules == load_config(path).rules
+    finally:
+        await service.stop()

@@ -78,6 +78,10 @@ class HealthState:
         """Part ``key`` recovered (no-op if it was not degraded)."""
         self._degraded.pop(key, None)
 
+    def degraded_parts(self) -> list[str]:
+        """The parts degraded now."""
+        return list(self._degraded)
+
     def report(self) -> HealthReport:
         """The current :class:`HealthReport`."""
         reasons = tuple(f"{key}: {reason}" for key, reason in sorted(self._degraded.items()))

@@ -155,6 +155,11 @@ class _Metric:
                                     self.name, MAX_SERIES, dict(zip(self.labelnames, key, strict=True)))
         return child
 
+    def remove(self, *values: object) -> None:
+        """Drop the series of one label set (e.g. a device removed by a config change); no-op if absent."""
+        with self._lock:
+            self._children.pop(tuple(str(v) for v in values), None)
+
     def _series(self) -> list[tuple[Labels, _Value]]:
         with self._lock:
             return [(tuple(zip(self.labelnames, key, strict=True)), child) for key, child in self._children.items()]

@@ -83,7 +83,8 @@ class AgentService:
         self._tasks: list[asyncio.Task[None]] = []
         self._health_server: HealthServer | None = None
         self._watchdog: Any = None
-        self._exported: dict[str, int] = {}
+        self._exported: dict[str, tuple[object, int]] = {}  # key -> (source, running total) last exported
+        self._device_series: set[str] = set()  # devices with an edge_agent_device_up series
 
     # ----------------------------------------------------------------- health
     async def _health_cycle(self) -> None:
@@ -102,6 +103,12 @@ class AgentService:
                     self.health.degrade(f"device:{name}", f"{comms.state.value}: {comms.last_error or ''}")
                 else:
                     self.health.clear(f"device:{name}")
+            for key in self.health.degraded_parts():  # devices a config change removed: nothing to be degraded about
+                if key.startswith("device:") and key.removeprefix("device:") not in agent.devices:
+                    self.health.clear(key)
+            for name in self._device_series - set(agent.devices):
+                self.metrics.device_up.remove(name)
+            self._device_series = set(agent.devices)
             if agent.outbox is not None:
                 stats = agent.outbox.stats()
                 self.metrics.set_outbox(int(stats["records"]), int(stats["bytes"]))
@@ -114,24 +121,53 @@ class AgentService:
             self.notifier.status(self._status_line(report.ready))
             await asyncio.sleep(HEALTH_INTERVAL_S)
 
-    def _export_publisher_metrics(self, publisher: Publisher) -> None:
-        """Counters from the publisher's own statistics (delta since the last export)."""
+    def _delta(self, key: str, source: object, value: int, *, baseline: bool = False) -> int:
+        """How much the running total ``value`` of ``source`` grew since the last export under ``key``.
+
+        A new source object (a publisher or device rebuilt by a config change) or a smaller value (a reset)
+        starts over: all of its value is new. ``baseline``: the first value seen is history (e.g. evictions
+        counted in the outbox file since it was created), not growth.
+        """
+        previous = self._exported.get(key)
+        self._exported[key] = (source, value)
+        if previous is None:
+            return 0 if baseline else value
+        old_source, old_value = previous
+        if source is not old_source or value < old_value:
+            return value
+        return value - old_value
+
+    def _export_publisher_counts(self, publisher: Publisher) -> None:
         stats = publisher.stats()
+        self.metrics.published_records.inc(self._delta("acked", publisher, int(stats.get("acked") or 0)))
+        # the agent's first connection is not a reconnection (a rebuilt publisher's first one is)
+        connections = int(stats.get("connections") or 0)
+        first_publisher = self._exported.setdefault("first-publisher", (publisher, 0))[0] is publisher
+        self.metrics.mqtt_reconnects.inc(self._delta("reconnects", publisher,
+                                                     max(0, connections - 1) if first_publisher else connections))
+
+    def _export_publisher_metrics(self, publisher: Publisher) -> None:
+        """Counters from the publisher's, the devices' and the outbox's own statistics (growth since the last
+        export; a publisher replaced by a config change is exported one last time; counts of a rebuilt device
+        between its last export and the rebuild are lost)."""
         m = self.metrics
         m.mqtt_connected.set(1 if publisher.connected else 0)
-        for name, counter in (("acked", m.published_records), ("connections", m.mqtt_reconnects)):
-            value = int(stats.get(name) or 0)
-            previous = self._exported.get(name, 0)
-            if value > previous:
-                counter.inc(value - previous)
-            self._exported[name] = value
+        previous = self._exported.get("publisher", (None, 0))[0]
+        if previous is not None and previous is not publisher:  # replaced by a config change: its last counts
+            self._export_publisher_counts(previous)  # type: ignore[arg-type]
+        self._exported["publisher"] = (publisher, 0)
+        self._export_publisher_counts(publisher)
         for name, runner in self.agent.devices.items():
             m.device_up.labels(device=name).set(1 if runner.driver.comms.state.value == "ok" else 0)
-            skipped = runner.cadence.skipped
-            key = f"skipped:{name}"
-            if skipped > self._exported.get(key, 0):
-                m.poll_cycles_skipped.labels(device=name).inc(skipped - self._exported.get(key, 0))
-            self._exported[key] = skipped
+            m.poll_cycles_skipped.labels(device=name).inc(self._delta(f"skipped:{name}", runner,
+                                                                      runner.cadence.skipped))
+            m.device_reconnects.labels(device=name).inc(self._delta(f"reconnects:{name}", runner,
+                                                                    runner.driver.comms.reconnects))
+        outbox = self.agent.outbox
+        if outbox is not None:
+            for priority, evicted in dict(outbox.stats().get("evicted") or {}).items():
+                m.outbox_evictions.labels(priority=str(priority)).inc(
+                    self._delta(f"evicted:{priority}", outbox, int(evicted), baseline=True))
 
     def _status_line(self, ready: bool) -> str:
         agent = self.agent

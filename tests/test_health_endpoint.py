@@ -8,6 +8,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -199,3 +201,51 @@ def test_loopback_detection() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert is_loopback("127.1.2.3")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("gateway.local")
+
+
+async def test_a_device_removed_while_down_no_longer_degrades_health(tmp_path: Path, mosquitto: Any,
+                                                                     monkeypatch: Any) -> None:
+    from drivers.sim.modbus_server import ModbusSimServer
+    from drivers.sim.plant import Plant
+    from edge_agent import runtime
+    from edge_agent.config import load_config_data
+    from edge_agent.runtime import AgentService
+
+    try:
+        from tests.mqtt_support import free_port, poll_until
+        from tests.test_e2e_agent import agent_config
+        from tests.test_reconfigure import two_device_config
+    except ImportError:
+        from mqtt_support import free_port, poll_until  # type: ignore[no-redef]
+        from test_e2e_agent import agent_config  # type: ignore[no-redef]
+        from test_reconfigure import two_device_config  # type: ignore[no-redef]
+
+    monkeypatch.setattr(runtime, "HEALTH_INTERVAL_S", 0.2)
+    plc = ModbusSimServer(Plant(seed=7), port=0, update_interval_s=None)
+    await plc.start()
+    data = two_device_config(agent_config(tmp_path / "data", mosquitto.url, plc.port, summary_s=5.0)).model_dump(
+        mode="json", exclude_none=True)
+    data["devices"][1]["port"] = 1  # plc2 is unreachable: /healthz degraded
+    data["service"] = {"health": {"enabled": True, "port": free_port()}}
+    config = load_config_data(data, "test")
+    service = AgentService(config, None, "")
+    await service.start()
+    try:
+        assert service._health_server is not None
+        port = service._health_server.port
+        await poll_until(lambda: any(k.startswith("device:plc2") for k in service.health.degraded_parts()), 30,
+                         "plc2 degraded")
+        assert service.agent.publisher is not None
+        await poll_until(lambda: service.agent.publisher is not None and service.agent.publisher.connected, 30,
+                         "broker")
+        await service.agent.reconfigure(config, load_config_data({**data, "devices": data["devices"][:1]}, "t2"))
+        await poll_until(lambda: service.health.report().ready, 10, "healthy again")
+        status, _, _ = await http_get(port, "/healthz")
+        _, _, body = await http_get(port, "/metrics")
+        assert status == 200
+        up = {tuple(sorted(s.labels.items())): s.value for f in text_string_to_metric_families(body.decode())
+              for s in f.samples if s.name == "edge_agent_device_up"}
+        assert up == {(("device", "plc"),): 1.0}  # plc2's series went with it
+    finally:
+        await service.stop()
+        await plc.stop()

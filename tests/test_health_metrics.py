@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -116,3 +117,74 @@ def test_memory_readers_on_fixed_files(tmp_path: Path) -> None:
     assert read_peak_rss_bytes(tmp_path / "status") == 4096 * 1024
     assert read_rss_bytes(tmp_path / "missing") is None
     assert read_peak_rss_bytes(tmp_path / "statm") is None
+
+
+class _StatsOnly:
+    """Something with a publisher's statistics (what the exporter reads), nothing else."""
+
+    def __init__(self, acked: int, connections: int) -> None:
+        self.connected = True
+        self.counts = {"acked": acked, "connections": connections}
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def test_counters_keep_counting_across_a_replaced_publisher() -> None:
+    from types import SimpleNamespace
+
+    from edge_agent.runtime import AgentService
+
+    service: Any = AgentService.__new__(AgentService)
+    service.metrics = AgentMetrics(process=False)
+    service._exported = {}
+    service.agent = SimpleNamespace(devices={}, outbox=None)
+    old = _StatsOnly(acked=100, connections=1)
+    service._export_publisher_metrics(old)
+    old.counts.update(acked=120, connections=3)  # two reconnections, 20 more acks, then a broker change
+    new = _StatsOnly(acked=50, connections=1)  # the new publisher's counts start at 0
+    service._export_publisher_metrics(new)
+    got = {(f.name, s.name): s.value for f in text_string_to_metric_families(service.metrics.render()[0].decode())
+           for s in f.samples}
+    assert got[("edge_agent_published_records", "edge_agent_published_records_total")] == 170
+    assert got[("edge_agent_mqtt_reconnects", "edge_agent_mqtt_reconnects_total")] == 3  # not the first connect
+
+
+async def test_outbox_evictions_and_device_reconnects_reach_metrics(tmp_path: Path, monkeypatch: Any) -> None:
+    import asyncio
+
+    from drivers.sim.modbus_server import ModbusSimServer
+    from drivers.sim.plant import Plant
+    from edge_agent import runtime
+    from edge_agent.config import load_config_data
+    from edge_agent.runtime import AgentService
+
+    try:
+        from tests.mqtt_support import poll_until
+        from tests.test_e2e_agent import agent_config
+    except ImportError:
+        from mqtt_support import poll_until  # type: ignore[no-redef]
+        from test_e2e_agent import agent_config  # type: ignore[no-redef]
+
+    monkeypatch.setattr(runtime, "HEALTH_INTERVAL_S", 0.2)
+    monkeypatch.setattr(runtime, "STARTUP_BROKER_WAIT_S", 0.1)
+    plc = ModbusSimServer(Plant(seed=7), port=0, update_interval_s=None)
+    await plc.start()
+    data = agent_config(tmp_path / "data", "mqtt://127.0.0.1:1", plc.port, summary_s=1.0, poll_s=0.05,
+                        publish_raw=True).model_dump(mode="json", exclude_none=True)
+    data["buffer"] = {"max_size": 8192}  # no broker: raw telemetry fills it and is evicted
+    service = AgentService(load_config_data(data, "test"), None, "")
+    await service.start()
+    try:
+        await poll_until(lambda: service.agent.outbox is not None
+                         and service.agent.outbox.stats()["evicted_total"] > 20, 60, "evictions")
+        plc.drop_connections()  # the device's connection drops: the driver reconnects
+        await poll_until(lambda: service.agent.devices["plc"].driver.comms.reconnects >= 1, 30, "reconnect")
+        await asyncio.sleep(0.5)
+        got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(service.metrics.render()[0].decode()) for s in f.samples}
+        assert got[("edge_agent_outbox_evictions_total", (("priority", "telemetry"),))] > 0
+        assert got[("edge_agent_device_reconnects_total", (("device", "plc"),))] >= 1
+    finally:
+        await service.stop()
+        await plc.stop()

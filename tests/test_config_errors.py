@@ -275,3 +275,14 @@ def test_unreadable_password_file_names_the_file_not_the_content(tmp_path: Path)
     with pytest.raises(ConfigError, match=r"password_file '.*/none': cannot read"):
         cfg.mqtt.read_password()
     assert load_config_text(HEAD + MQTT).mqtt.read_password() is None
+
+
+def test_credentials_written_into_an_opc_ua_endpoint_are_never_echoed(tmp_path: Path) -> None:
+    text = (f"agent: {{id: gw-1, site: plant, data_dir: {tmp_path}}}\nmqtt: {{url: mqtt://127.0.0.1:1883}}\n"
+            "devices:\n  - name: opc\n    protocol: opcua\n"
+            "    endpoint: opc.tcp://operator:Hunter2Secret@10.0.0.5:4840\n"
+            "    points:\n      - {name: flow, node: \"ns=3;i=1001\"}\n")
+    errors = _errors_of(lambda: load_config_text(text, "site.yaml"))
+    assert len(errors) == 1 and errors[0].startswith("site.yaml:6: devices[0].endpoint: ")
+    assert "Hunter2Secret" not in errors[0] and "opc.tcp://***@10.0.0.5:4840" in errors[0]
+    assert "password_file" in errors[0]

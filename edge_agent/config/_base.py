@@ -96,6 +96,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _SHARED_FIELDS_SETS: weakref.WeakValueDictionary[frozenset[str], set[str]] = weakref.WeakValueDictionary()
 
 
+_URL_USERINFO_RE = re.compile(r"(?<=://)[^@/]*@")
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` part shown as ``***@``: config errors never echo a password."""
+    return _URL_USERINFO_RE.sub("***@", url)
+
+
 def waveform_unit_issues(unit: str) -> list[Issue]:
     """The config issue of a vibration waveform's ``unit`` that the analysis cannot convert (none if it can)."""
     try:

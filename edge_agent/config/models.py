@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, mod
 from pydantic_core import PydanticCustomError
 
 from diagnostics.expr import parse_expression
-from edge_agent.config._base import ConfigModel, Name, PasswordSource, issues_error
+from edge_agent.config._base import ConfigModel, Name, PasswordSource, issues_error, without_credentials
 from edge_agent.config.alarms import AlarmsConfig
 from edge_agent.config.assets import Asset
 from edge_agent.config.interlocks import short_names
@@ -67,12 +67,11 @@ class TlsConfig(ConfigModel):
         return self
 
 
-_URL_USERINFO_RE = re.compile(r"(?<=://)[^@/]*@")
 
 
 def _check_mqtt_url(value: str) -> str:
     def _bad(why: str) -> PydanticCustomError:
-        shown = _URL_USERINFO_RE.sub("***@", value)  # never echo a password written into the url
+        shown = without_credentials(value)  # never echo a password written into the url
         return PydanticCustomError(
             "mqtt_url",
             "invalid url {value}: {why}; write mqtt://host:port or mqtts://host:port",

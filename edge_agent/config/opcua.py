@@ -18,6 +18,7 @@ from edge_agent.config._base import (
     duplicate_issues,
     issues_error,
     waveform_unit_issues,
+    without_credentials,
 )
 from edge_agent.config.modbus import (
     DeviceBase,
@@ -57,10 +58,12 @@ _ENDPOINT_RE = re.compile(ENDPOINT_PATTERN)
 
 def _check_endpoint(value: str) -> str:
     if not _ENDPOINT_RE.match(value):
+        shown = without_credentials(value)
+        hint = "; put the user in 'username' and the password in password_file" if shown != value else ""
         raise PydanticCustomError(
             "endpoint",
-            "invalid endpoint {value}: write opc.tcp://host:port[/path], e.g. opc.tcp://127.0.0.1:4840",
-            {"value": repr(value)},
+            "invalid endpoint {value}: write opc.tcp://host:port[/path], e.g. opc.tcp://127.0.0.1:4840{hint}",
+            {"value": repr(shown), "hint": hint},
         )
     return value
 

@@ -44,6 +44,7 @@ def modbus_point_spec(device: ModbusDeviceBase, point: ModbusPoint) -> Any:
         count=point.count,
         sample_rate_hz=point.sample_rate,
         sample_rate_address=point.sample_rate_address,
+        sample_rate_type=point.sample_rate_type,
     )
 
 

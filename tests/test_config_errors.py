@@ -286,3 +286,22 @@ def test_credentials_written_into_an_opc_ua_endpoint_are_never_echoed(tmp_path: 
     assert len(errors) == 1 and errors[0].startswith("site.yaml:6: devices[0].endpoint: ")
     assert "Hunter2Secret" not in errors[0] and "opc.tcp://***@10.0.0.5:4840" in errors[0]
     assert "password_file" in errors[0]
+
+
+def test_what_the_modbus_driver_would_refuse_is_a_config_error_with_its_line(tmp_path: Path) -> None:
+    text = (f"agent: {{id: gw-1, site: plant, data_dir: {tmp_path}}}\nmqtt: {{url: mqtt://127.0.0.1:1883}}\n"
+            "devices:\n  - name: plc\n    protocol: modbus_tcp\n    host: 127.0.0.1\n    points:\n"
+            "      - {name: running, address: 3, type: bool}\n"
+            "      - {name: vib, address: 1000, type: float32, kind: waveform, count: 8, sample_rate: 1000Hz}\n"
+            "      - {name: speed, address: 0}\n")
+    errors = _errors_of(lambda: load_config_text(text, "site.yaml"))
+    assert errors == [
+        "site.yaml:8: devices[0].points[0]: point 'running': a bool in a holding register needs bit: 0..15",
+        "site.yaml:9: devices[0].points[1]: point 'vib': waveform samples are 16-bit registers; "
+        "set type: int16 or uint16",
+    ]
+    wide = text.replace("    points:\n", "    max_registers: 2\n    points:\n").replace(
+        "      - {name: running, address: 3, type: bool}\n", "      - {name: energy, address: 30, type: float64}\n"
+    ).replace("type: float32, kind: waveform", "type: int16, kind: waveform")
+    [error] = _errors_of(lambda: load_config_text(wide, "site.yaml"))
+    assert error.startswith("site.yaml:4: devices[0]: ") and "max_registers" in error

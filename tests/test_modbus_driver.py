@@ -23,7 +23,7 @@ from drivers.modbus import ModbusPointSpec, ModbusRtuOverTcpSpec, ModbusTcpSpec,
 from drivers.modbus.client import ModbusDriver
 from drivers.sim.modbus_server import ModbusSimServer
 from drivers.sim.plant import Plant
-from drivers.sim.register_map import REGISTER_MAP, WAVEFORM_RATE_SOURCE, MapEntry
+from drivers.sim.register_map import REGISTER_MAP, WAVEFORM_RATE_SOURCE, WAVEFORM_SOURCE, MapEntry
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("error::ResourceWarning")]
 
@@ -430,3 +430,30 @@ async def test_a_waveform_read_in_17_requests_comes_from_one_capture(
             assert any(np.array_equal(wf.samples, c) for c in candidates), "waveform mixes two captures"
             await asyncio.sleep(0.02)
         assert len(srv.waveform_captures) > 5  # captures did change between the reads
+
+
+@pytest.mark.parametrize("rate_type", ["uint16", "uint32", "float32"])
+async def test_the_sample_rate_register_is_read_as_its_configured_type(
+        no_leaks: None, make_driver: Callable[[Any], ModbusDriver], rate_type: str) -> None:
+    from edge_agent.config import load_config_text
+    from edge_agent.driver_factory import modbus_device_spec
+
+    rate = ModbusPointSpec("rate", "input", 998, rate_type)
+    entries = [MapEntry(WAVEFORM_RATE_SOURCE, rate, ""),
+               MapEntry(WAVEFORM_SOURCE, ModbusPointSpec("vib", "input", 1000, "int16", scale=0.001, kind="waveform",
+                                                         count=256, sample_rate_address=998), "")]
+    server = ModbusSimServer(Plant(seed=3), clock=lambda: PLANT_T_S, register_map=entries)
+    await server.start()
+    try:
+        config = load_config_text(
+            "agent: {id: gw, site: s}\nmqtt: {url: mqtt://127.0.0.1:1883}\ndevices:\n"
+            f"  - {{name: plc, protocol: modbus_tcp, host: 127.0.0.1, port: {server.port}, points: [\n"
+            "      {name: vib, table: input, address: 1000, type: int16, scale: 0.001, unit: g, kind: waveform,\n"
+            f"       count: 256, sample_rate_address: 998, sample_rate_type: {rate_type}}}]}}\n", "cfg.yaml")
+        driver = make_driver(modbus_device_spec(config.devices[0]))  # type: ignore[arg-type]
+        await driver.connect()
+        (waveform,) = (await driver.read()).waveforms
+        assert waveform.quality is Quality.GOOD
+        assert waveform.sample_rate_hz == server.vibration.fs_hz > 0
+    finally:
+        await server.stop()

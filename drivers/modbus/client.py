@@ -48,7 +48,7 @@ from drivers.base import (
     Waveform,
 )
 from drivers.modbus.backoff import Backoff
-from drivers.modbus.codec import BlockDecoder, RegisterBlock, decode_bits, decode_waveform
+from drivers.modbus.codec import BlockDecoder, RegisterBlock, decode_bits, decode_raw, decode_waveform
 from drivers.modbus.planner import ReadRequest, plan_reads, plan_waveform_reads, split_request
 from drivers.modbus.serial_line import LINE_BACKSTOP_TIMEOUT_S, SerialLine, acquire_line, open_line, release_line
 from drivers.modbus.spec import (
@@ -509,8 +509,10 @@ class ModbusDriver:
         try:
             rate_hz = point.sample_rate_hz
             if point.sample_rate_address is not None:
-                rate_request = ReadRequest(point.table, point.sample_rate_address, 1, ())
-                rate_hz = float((await self._execute(client, rate_request, result))[0])
+                width = 1 if point.sample_rate_type == "uint16" else 2
+                rate_request = ReadRequest(point.table, point.sample_rate_address, width, ())
+                rate_words = [int(w) for w in await self._execute(client, rate_request, result)]
+                rate_hz = float(decode_raw(rate_words, point.sample_rate_type, point.byte_order))
             words: list[int] = []
             for request in self._waveform_plans[point.name]:
                 words.extend(int(w) for w in await self._execute(client, request, result))

@@ -77,6 +77,8 @@ class ModbusPointSpec:
     count: int | None = None
     sample_rate_hz: float | None = None
     sample_rate_address: int | None = None
+    #: Type of the sample-rate register(s): uint16 (one register), uint32 or float32 (two, in ``byte_order``).
+    sample_rate_type: str = "uint16"
 
     def __post_init__(self) -> None:
         where = f"point {self.name!r}"

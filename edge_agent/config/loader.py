@@ -113,9 +113,13 @@ def load_config_data(obj: object, source: str = "<data>") -> AgentConfig:
 # ----------------------------------------------------------------------------------------- validation
 def _validate(data: dict[str, Any], source: str, locate: Locator | None) -> AgentConfig:
     try:
-        return AgentConfig.model_validate(data)
+        config = AgentConfig.model_validate(data)
     except ValidationError as exc:
         problems = _problems(exc, data)
+    else:
+        problems = _driver_problems(config)
+        if not problems:
+            return config
     lines: list[tuple[int, int | None, str]] = []
     for order, (loc, msg) in enumerate(problems):
         line = locate(loc) if locate is not None else None
@@ -124,6 +128,32 @@ def _validate(data: dict[str, Any], source: str, locate: Locator | None) -> Agen
         lines.append((order, line, _line_prefix(source, line) + text))
     lines.sort(key=lambda item: (item[1] if item[1] is not None else 0, item[0]))
     raise ConfigError([text for _, _, text in lines]) from None
+
+
+def _driver_problems(config: AgentConfig) -> list[tuple[Loc, str]]:
+    """What the Modbus driver would refuse in a config the models accept (a bool register point without a
+    bit, a point wider than the device's max_registers...): found here, with file and line, so that
+    ``edge-agent check`` says it instead of ``edge-agent run`` failing at start-up."""
+    from edge_agent.config.modbus import ModbusDeviceBase
+    from edge_agent.driver_factory import modbus_device_spec, modbus_point_spec
+
+    problems: list[tuple[Loc, str]] = []
+    for i, device in enumerate(config.devices):
+        if not isinstance(device, ModbusDeviceBase):
+            continue
+        bad_point = False
+        for j, point in enumerate(device.points):
+            try:
+                modbus_point_spec(device, point)
+            except ValueError as exc:
+                problems.append((("devices", i, "points", j), str(exc)))
+                bad_point = True
+        if not bad_point:
+            try:
+                modbus_device_spec(device)
+            except ValueError as exc:
+                problems.append((("devices", i), str(exc)))
+    return problems
 
 
 def _problems(exc: ValidationError, data: dict[str, Any]) -> list[tuple[Loc, str]]:

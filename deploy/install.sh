@@ -140,7 +140,10 @@ ensure_user() {
     if user_exists; then
         say "user $SERVICE_USER exists"
     else
-        useradd "${rooted[@]}" --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+        # its group may have outlived a purge (userdel keeps a group that still has members): reuse it
+        local -a group_opt=(--user-group)
+        if group_exists "$SERVICE_USER"; then group_opt=(--gid "$SERVICE_USER"); fi
+        useradd "${rooted[@]}" --system "${group_opt[@]}" --home-dir "$STATE_DIR" --no-create-home \
             --shell /usr/sbin/nologin --comment "edge-agent service" "$SERVICE_USER" 2>&1 \
             | grep -v "missing or non-executable shell" || true
         user_exists || die "could not create user $SERVICE_USER"

@@ -186,3 +186,18 @@ def test_script_passes_shellcheck() -> None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run([shellcheck, str(INSTALL_SH)], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="needs root for useradd --root")
+def test_reinstall_after_a_purge_that_left_the_group_behind(root: Path, wheel: Path) -> None:
+    run_install("--root", str(root), "--no-deps", str(wheel))
+    group = account(root, "edge-agent", "group")
+    assert group is not None
+    # an operator was added to the service's group: userdel then keeps the group
+    lines = (root / "etc/group").read_text().replace(f"edge-agent:x:{group[2]}:", f"edge-agent:x:{group[2]}:ops")
+    (root / "etc/group").write_text(lines)
+    run_install("--root", str(root), "--uninstall", "--purge")
+    assert account(root, "edge-agent") is None and account(root, "edge-agent", "group") is not None
+    again = run_install("--root", str(root), "--no-deps", str(wheel))
+    user = account(root, "edge-agent")
+    assert user is not None and user[3] == group[2], again.stdout  # back in its old group

@@ -119,12 +119,16 @@ TRY_LOCK = ("import sys; from pathlib import Path; from edge_agent.data_dir_lock
             "    print(exc)\nelse:\n    print('acquired')")
 
 
-def service_owned(data: Path) -> None:
-    """data and its lock file as the unit leaves them: owner the service user, group readable, not writable."""
+def service_owned(tmp_path: Path) -> Path:
+    """A data dir and its lock file as the unit leaves them: owner the service user, group readable, not
+    writable."""
+    data = tmp_path / "data"
+    data.mkdir()
     (data / LOCK_NAME).touch()
     for path, mode in ((data, 0o750), (data / LOCK_NAME, 0o640)):
         os.chown(path, 12345, 0)
         os.chmod(path, mode)
+    return data
 
 
 def try_lock_as_group_member(data: Path) -> str:
@@ -139,9 +143,7 @@ def try_lock_as_group_member(data: Path) -> str:
 
 @needs_setpriv
 def test_a_user_who_may_only_read_the_lock_still_learns_who_holds_it(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    service_owned(data)
+    data = service_owned(tmp_path)
     holder = DataDirLock(data)
     holder.acquire()  # root's open descriptor stays writable whatever the mode
     try:
@@ -153,9 +155,7 @@ def test_a_user_who_may_only_read_the_lock_still_learns_who_holds_it(tmp_path: P
 
 @needs_setpriv
 def test_a_user_who_may_not_write_the_lock_is_told_to_run_as_the_service_user(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    service_owned(data)
+    data = service_owned(tmp_path)
     message = try_lock_as_group_member(data)
     assert message.startswith(f"cannot take the lock {data / LOCK_NAME}: Permission denied")
     assert "sudo -u edge-agent" in message

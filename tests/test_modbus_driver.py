@@ -457,3 +457,47 @@ async def test_the_sample_rate_register_is_read_as_its_configured_type(
         assert waveform.sample_rate_hz == server.vibration.fs_hz > 0
     finally:
         await server.stop()
+
+
+async def _misbehaving_device(mode: str) -> tuple[asyncio.Server, int]:
+    """A hand-written Modbus TCP device (register n holds 1000 + n) whose answer to reads at address 0 is
+    malformed in one way."""
+    import struct
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                tid, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                fc, address, count = struct.unpack(">BHH", (await reader.readexactly(length - 1))[:5])
+                registers = [1000 + address + i for i in range(count)]
+                body = bytes([fc, 2 * count]) + b"".join(r.to_bytes(2, "big") for r in registers)
+                if address == 0 and mode == "odd byte count":
+                    body = bytes([fc, 3]) + body[2:5]
+                elif address == 0 and mode == "byte count past the packet":
+                    body = bytes([fc, 2 * count + 2]) + body[2:]
+                writer.write(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["odd byte count", "byte count past the packet"])
+async def test_a_malformed_answer_fails_its_request_only(no_leaks: None, mode: str) -> None:
+    server, port = await _misbehaving_device(mode)
+    points = (ModbusPointSpec("a", "holding", 0, "uint32"), ModbusPointSpec("b", "holding", 10))
+    driver = create_driver(tcp_spec(port, points, timeout_s=0.5, max_gap=0))
+    try:
+        await driver.connect()
+        readings = {r.point: r for r in (await driver.read()).readings}
+        assert readings["a"].quality is Quality.BAD and "malformed answer: byte count" in str(readings["a"].reason)
+        assert readings["b"].quality is Quality.GOOD and readings["b"].value == 1010  # the link stayed up
+        assert driver.comms.state is CommsState.DEGRADED and driver.connected
+    finally:
+        await driver.close()
+        server.close()
+        await server.wait_closed()

@@ -109,16 +109,19 @@ class _PlannedRead:
         return cls(request, decoder, tuple(p.name for p in request.points))
 
 
-def _registers_from_pdu(pdu: ModbusPDU, data: bytes) -> None:
+def _registers_from_pdu(pdu: _HoldingRegistersAnswer | _InputRegistersAnswer, data: bytes) -> None:
     """Keep the register bytes of a function 3/4 answer as they are (a :class:`RegisterBlock`).
 
     pymodbus decodes one ``struct.unpack`` per register into a list of Python ints; the block decoder
     reads the raw big-endian bytes directly instead.
     """
-    byte_count = int(data[0])
-    if byte_count >= len(data) or byte_count % 2:
-        raise ModbusIOException(f"byte_count {byte_count} does not fit a packet of {len(data)} bytes",
-                                function_code=pdu.function_code)
+    byte_count = int(data[0]) if data else -1
+    if byte_count < 0 or byte_count >= len(data) or byte_count % 2:
+        # Not raised: inside pymodbus's data_received that would abort the connection and take the whole
+        # device down. The answer carries no registers and says why; only its request goes BAD.
+        pdu.registers = RegisterBlock(b"")
+        pdu.malformed = f"malformed answer: byte count {byte_count} does not fit a packet of {len(data)} bytes"
+        return
     pdu.registers = RegisterBlock(data[1 : 1 + byte_count])
 
 
@@ -137,6 +140,8 @@ def _short_pdu_str(pdu: ModbusPDU) -> str:
 class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
     """Function 3 answer whose ``registers`` is a :class:`RegisterBlock` (see :func:`_registers_from_pdu`)."""
 
+    malformed: str | None = None  # why the answer could not be read (then it carries no registers)
+
     def decode(self, data: bytes) -> None:
         """Decode the answer's registers in one call."""
         _registers_from_pdu(self, data)
@@ -147,6 +152,8 @@ class _HoldingRegistersAnswer(ReadHoldingRegistersResponse):
 
 class _InputRegistersAnswer(ReadInputRegistersResponse):
     """Function 4 answer whose ``registers`` is a :class:`RegisterBlock` (see :func:`_registers_from_pdu`)."""
+
+    malformed: str | None = None  # why the answer could not be read (then it carries no registers)
 
     def decode(self, data: bytes) -> None:
         """Decode the answer's registers in one call."""
@@ -479,6 +486,9 @@ class ModbusDriver:
             if len(bits) < request.count:
                 raise _RequestRefused(f"device answered {len(bits)} bits, {request.count} requested")
             return bits[: request.count]
+        malformed = getattr(response, "malformed", None)
+        if malformed:
+            raise _RequestRefused(malformed)
         registers: Sequence[int] = response.registers
         if len(registers) != request.count:
             raise _RequestRefused(f"device answered {len(registers)} registers, {request.count} requested")

@@ -104,12 +104,9 @@ class _Session:
 UNACKED_LOSSES_BEFORE_HINT = 3
 
 
-def _unsendable(record: Record, max_packet: int | None) -> str | None:
-    """Why ``record`` cannot go to a broker taking packets of at most ``max_packet`` bytes, or None."""
-    if max_packet is None:
-        return None
-    size = publish_packet_size(len(record.topic.encode()), len(record.payload), record.qos)
-    if size > max_packet:
+def _unsendable(size: int, max_packet: int | None) -> str | None:
+    """Why a PUBLISH of ``size`` bytes cannot go to a broker taking packets of at most ``max_packet``, or None."""
+    if max_packet is not None and size > max_packet:
         return f"its PUBLISH packet is {size} bytes, the broker takes at most {max_packet}"
     return None
 
@@ -658,7 +655,8 @@ class Publisher:
                     await asyncio.gather(waiter, waker, return_exceptions=True)
                 continue
             for record in batch:
-                refusal = _unsendable(record, session.max_packet)
+                size = publish_packet_size(len(record.topic.encode()), len(record.payload), record.qos)
+                refusal = _unsendable(size, session.max_packet)
                 if refusal is None:
                     try:
                         info = client.publish(record.topic, record.payload, qos=record.qos, retain=record.retain)
@@ -672,7 +670,6 @@ class Publisher:
                     return  # the connection is gone; on_disconnect ends the session
                 session.inflight[info.mid] = record.id
                 session.sent_at[info.mid] = time.monotonic()
-                size = publish_packet_size(len(record.topic), len(record.payload), record.qos)
                 if size > session.largest[0]:
                     session.largest = (size, record.topic)
                 self.counters.published += 1

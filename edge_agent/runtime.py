@@ -85,6 +85,8 @@ class AgentService:
         self._watchdog: Any = None
         self._exported: dict[str, tuple[object, int]] = {}  # key -> (source, running total) last exported
         self._device_series: set[str] = set()  # devices with an edge_agent_device_up series
+        self._first_publisher: Publisher | None = None  # its first connection is not a reconnection
+        self._exported_publisher: Publisher | None = None  # the publisher the counters were last read from
 
     # ----------------------------------------------------------------- health
     async def _health_cycle(self) -> None:
@@ -142,7 +144,9 @@ class AgentService:
         self.metrics.published_records.inc(self._delta("acked", publisher, int(stats.get("acked") or 0)))
         # the agent's first connection is not a reconnection (a rebuilt publisher's first one is)
         connections = int(stats.get("connections") or 0)
-        first_publisher = self._exported.setdefault("first-publisher", (publisher, 0))[0] is publisher
+        if self._first_publisher is None:
+            self._first_publisher = publisher
+        first_publisher = publisher is self._first_publisher
         self.metrics.mqtt_reconnects.inc(self._delta("reconnects", publisher,
                                                      max(0, connections - 1) if first_publisher else connections))
 
@@ -152,10 +156,10 @@ class AgentService:
         between its last export and the rebuild are lost)."""
         m = self.metrics
         m.mqtt_connected.set(1 if publisher.connected else 0)
-        previous = self._exported.get("publisher", (None, 0))[0]
+        previous = self._exported_publisher
         if previous is not None and previous is not publisher:  # replaced by a config change: its last counts
-            self._export_publisher_counts(previous)  # type: ignore[arg-type]
-        self._exported["publisher"] = (publisher, 0)
+            self._export_publisher_counts(previous)
+        self._exported_publisher = publisher
         self._export_publisher_counts(publisher)
         for name, runner in self.agent.devices.items():
             m.device_up.labels(device=name).set(1 if runner.driver.comms.state.value == "ok" else 0)

@@ -137,7 +137,7 @@ def test_counters_keep_counting_across_a_replaced_publisher() -> None:
 
     service: Any = AgentService.__new__(AgentService)
     service.metrics = AgentMetrics(process=False)
-    service._exported = {}
+    service._exported, service._first_publisher, service._exported_publisher = {}, None, None
     service.agent = SimpleNamespace(devices={}, outbox=None)
     old = _StatsOnly(acked=100, connections=1)
     service._export_publisher_metrics(old)

@@ -119,8 +119,7 @@ class NativeHeapCollector:
         yield _one("edge_agent_native_heap_in_use_bytes", "gauge",
                    "Of the C heap, bytes held by live allocations, bytes.", stats.in_use)
         yield _one("edge_agent_native_heap_free_bytes", "gauge",
-                   "Of the C heap, bytes in free chunks (fragmentation when it grows and in-use does not), bytes.",
-                   stats.free)
+                   "Of the C heap, bytes in free chunks (what malloc_trim can give back), bytes.", stats.free)
         yield _one("edge_agent_native_heap_mmapped_bytes", "gauge",
                    "Large allocations served by their own mmap, bytes.", stats.mmapped)
 
@@ -232,6 +231,12 @@ class AgentMetrics:
         self.event_loop_lag_seconds = Histogram(
             "edge_agent_event_loop_lag_seconds", "How late the event loop ran a timer that was due, s.",
             buckets=LOOP_LAG_BUCKETS_S, registry=r)
+        self.heap_trims = Counter(
+            "edge_agent_native_heap_trims", "Periodic malloc_trim calls (service.memory_trim_interval).",
+            registry=r)
+        self.heap_trim_returned_bytes = Counter(
+            "edge_agent_native_heap_trim_returned_bytes", "Resident memory the periodic malloc_trim gave back, bytes.",
+            registry=r)
         r.register(ProcessResourceCollector())
         r.register(NativeHeapCollector(self.heap))
         if process and os.path.isdir("/proc/self"):

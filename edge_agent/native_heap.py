@@ -1,18 +1,16 @@
-"""The C heap under the interpreter: glibc's allocator statistics, for a process that runs for years.
+"""The C heap under the interpreter: glibc's statistics and ``malloc_trim``, for a process that runs for years.
 
 Python keeps its small objects in its own arenas, but everything larger than 512 bytes (lists and dicts of
 a few dozen entries, bytes of a Modbus response, JSON texts), SQLite's page cache and the C extensions'
-buffers come from glibc ``malloc``. When the agent's RSS moves over weeks, these figures tell a leak
-(``in_use`` grows) from fragmentation (``free`` grows while ``in_use`` stays) without stopping the service;
-the agent exports them on ``/metrics`` (:class:`~edge_agent.metrics.NativeHeapCollector`).
+buffers come from glibc ``malloc``. glibc gives memory back to the system only from the top of its main
+heap; a page in the middle whose chunks are all free stays resident until something calls
+``malloc_trim``, which hands such pages back with ``MADV_DONTNEED``. Over hours of varied allocation sizes
+(summary closes, vibration analyses, bursts while the broker was down) those stranded pages add up to a
+slow RSS climb that is not a leak: the bytes are free, only not returned.
 
-:class:`NativeHeap` finds glibc's ``mallinfo2`` with :mod:`ctypes` once. On other C libraries (musl in
-Alpine containers, macOS) or glibc before 2.33 it is unavailable and :meth:`NativeHeap.stats` returns
-``None``; nothing else in the agent depends on it.
-
-Not done here: a periodic ``malloc_trim``. Under the reference gateway load each trim gave back ~3 MB, which
-the next vibration analyses and summary closes touched again within two minutes; the mean RSS over a
-2-hour run was the same with and without it (benchmarks/RESULTS.md).
+:class:`NativeHeap` finds the two glibc functions with :mod:`ctypes` once. On other C libraries (musl in
+Alpine containers, macOS) it is unavailable and every call is a no-op that says so; nothing else in the
+agent depends on it.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +46,25 @@ class HeapStats:
     mmapped: int
 
 
+@dataclass(frozen=True)
+class TrimResult:
+    """What one :meth:`NativeHeap.trim` did: RSS before and after (bytes), and whether glibc released pages."""
+
+    rss_before: int
+    rss_after: int
+    released_any: bool
+
+    @property
+    def returned_bytes(self) -> int:
+        """RSS given back to the system by the trim, bytes (0 when RSS did not drop)."""
+        return max(0, self.rss_before - self.rss_after)
+
+
 class NativeHeap:
-    """glibc's ``mallinfo2`` when this process runs on glibc >= 2.33; nothing elsewhere."""
+    """glibc's ``malloc_trim`` and ``mallinfo2`` when this process runs on glibc; a no-op elsewhere."""
 
     def __init__(self) -> None:
+        self._trim: Any = None
         self._info: Any = None
         if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
             return
@@ -58,11 +72,21 @@ class NativeHeap:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         except OSError:
             return
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim.argtypes = [ctypes.c_size_t]
+            trim.restype = ctypes.c_int
+            self._trim = trim
         info = getattr(libc, "mallinfo2", None)  # glibc >= 2.33 (Debian 12, Raspberry Pi OS 12)
         if info is not None:
             info.argtypes = []
             info.restype = _MallInfo2
             self._info = info
+
+    @property
+    def can_trim(self) -> bool:
+        """True when ``malloc_trim`` is available (glibc)."""
+        return self._trim is not None
 
     def stats(self) -> HeapStats | None:
         """The allocator's current figures in bytes, or ``None`` without glibc >= 2.33."""
@@ -71,3 +95,17 @@ class NativeHeap:
         info = self._info()
         return HeapStats(heap=int(info.arena), in_use=int(info.uordblks), free=int(info.fordblks),
                          mmapped=int(info.hblkhd))
+
+    def trim(self, rss: Callable[[], int | None]) -> TrimResult | None:
+        """Give free heap pages back to the system (``malloc_trim(0)``); ``None`` when not on glibc.
+
+        ``rss`` reads the process's resident set size in bytes (before and after). The trim walks every
+        arena under its lock, a millisecond or so for the agent's ~25 MB heap, so callers run it off the
+        event loop.
+        """
+        if self._trim is None:
+            return None
+        before = rss() or 0
+        released = bool(self._trim(0))
+        after = rss() or 0
+        return TrimResult(rss_before=before, rss_after=after, released_any=released)

@@ -27,7 +27,7 @@ from edge_agent.agent import Agent
 from edge_agent.commands import AgentCommands, RecentLogHandler
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.health import HealthServer, HealthState
-from edge_agent.metrics import AgentMetrics
+from edge_agent.metrics import AgentMetrics, read_rss_bytes
 from edge_agent.mqtt.remote_transport import PublisherTransport
 from edge_agent.publisher import Publisher
 from edge_agent.remote.applier import FileConfigApplier
@@ -123,6 +123,22 @@ class AgentService:
             self.notifier.status(self._status_line(report.ready))
             await asyncio.sleep(HEALTH_INTERVAL_S)
 
+    async def _memory_trim_cycle(self) -> None:
+        """Every ``service.memory_trim_interval`` (read each time, so a reload applies), hand free C-heap pages
+        back to the system (see :mod:`edge_agent.native_heap`); runs on a worker thread."""
+        heap = self.metrics.heap
+        while True:
+            interval_s = self.agent.cfg.service.memory_trim_interval
+            await asyncio.sleep(interval_s if interval_s > 0 else HEALTH_INTERVAL_S)
+            if self.agent.cfg.service.memory_trim_interval <= 0:
+                continue
+            result = await asyncio.to_thread(heap.trim, read_rss_bytes)
+            if result is None:
+                return
+            self.metrics.heap_trims.inc()
+            self.metrics.heap_trim_returned_bytes.inc(result.returned_bytes)
+            log.debug("malloc_trim: RSS %.1f -> %.1f MB", result.rss_before / 1e6, result.rss_after / 1e6)
+
     def _delta(self, key: str, source: object, value: int, *, baseline: bool = False) -> int:
         """How much the running total ``value`` of ``source`` grew since the last export under ``key``.
 
@@ -198,6 +214,8 @@ class AgentService:
         # of the collector's way, so full collections stay ~1 ms instead of 65-90 ms (poll jitter).
         gc.collect()
         gc.freeze()
+        if self.cfg.service.memory_trim_interval > 0:
+            self.metrics.heap.trim(read_rss_bytes)  # the config load's transient pages, before READY
         data_dir = agent.data_dir
         assert agent.publisher is not None
         # Give the broker a moment so the remote state goes out with the birth message (not required).
@@ -232,6 +250,8 @@ class AgentService:
             await self._health_server.start()
         self._watchdog = start_watchdog(on_lag=self.metrics.observe_loop_lag, notifier=self.notifier)
         self._tasks.append(asyncio.create_task(self._health_cycle(), name="health"))
+        if self.metrics.heap.can_trim:
+            self._tasks.append(asyncio.create_task(self._memory_trim_cycle(), name="memory-trim"))
         self.health.mark_started()
         self.notifier.ready(self._status_line(True))
 

@@ -1,34 +1,45 @@
-"""glibc's heap under the agent, as mallinfo2 reports it and /metrics exports it.
+"""glibc's heap under the agent: stats from mallinfo2 and malloc_trim giving stranded pages back.
 
-The figures must tell a leak (bytes in use grow) from fragmentation (free bytes grow, in use does not):
-checked with mid-size allocations (above Python's 512-byte small-object limit, so they come from malloc),
-held and then freed below one that stays, which keeps glibc from shrinking the heap by itself.
+The scenario is the one that makes a long-running agent's RSS creep: many mid-size allocations (above
+Python's 512-byte small-object limit, so they come from malloc's main heap), all freed except one at the
+top, which keeps glibc from shrinking the heap by itself. The free pages stay resident until a trim.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from edge_agent.metrics import AgentMetrics
+from edge_agent.config import AgentConfig
+from edge_agent.metrics import AgentMetrics, read_rss_bytes
 from edge_agent.native_heap import NativeHeap
 
 MB = 1_000_000
 heap = NativeHeap()
-glibc_only = pytest.mark.skipif(heap.stats() is None, reason="mallinfo2 is a glibc (>= 2.33) function")
+glibc_only = pytest.mark.skipif(not heap.can_trim or heap.stats() is None,
+                                reason="malloc_trim/mallinfo2 are glibc (>= 2.33) functions")
 
 
 @glibc_only
-def test_in_use_follows_live_allocations_and_free_follows_freed_ones() -> None:
+def test_trim_gives_back_the_pages_of_freed_chunks_below_a_live_one() -> None:
+    heap.trim(read_rss_bytes)  # start from a trimmed heap
+    chunks = [bytearray(4000) for _ in range(10_000)]  # ~40 MB of 4 kB malloc chunks (below the mmap threshold)
+    for chunk in chunks:
+        chunk[::512] = b"x" * len(chunk[::512])  # touch every page
+    pin = bytearray(4000)  # allocated last: sits above the others and keeps the heap top in use
     before = heap.stats()
-    chunks = [bytearray(4000) for _ in range(10_000)]  # ~40 MB of 4 kB malloc chunks
-    pin = bytearray(4000)  # allocated last: keeps the heap top in use, so the freed chunks stay free chunks
-    held = heap.stats()
     del chunks
     freed = heap.stats()
-    assert before is not None and held is not None and freed is not None
-    assert held.in_use - before.in_use > 35 * MB  # what a leak would look like
-    assert held.in_use - freed.in_use > 35 * MB
-    assert freed.free - held.free > 35 * MB  # what fragmentation looks like: free, not given back
+    assert before is not None and freed is not None
+    assert before.in_use - freed.in_use > 35 * MB
+    assert freed.free - before.free > 35 * MB
+    rss_freed = read_rss_bytes()
+    assert rss_freed is not None
+
+    result = heap.trim(read_rss_bytes)
+
+    assert result is not None and result.released_any
+    assert result.rss_before >= rss_freed - 2 * MB
+    assert result.returned_bytes > 30 * MB, result
     assert len(pin) == 4000
 
 
@@ -38,14 +49,23 @@ def test_stats_are_consistent_bytes() -> None:
     assert stats is not None
     assert 0 < stats.in_use <= stats.heap and 0 <= stats.free <= stats.heap
     assert stats.in_use + stats.free == stats.heap  # glibc: uordblks + fordblks == arena
-    assert stats.mmapped >= 0
 
 
-def test_metrics_export_the_heap_gauges_where_glibc_has_them() -> None:
-    body = AgentMetrics(process=False).render()[0].decode()
-    names = ("edge_agent_native_heap_bytes", "edge_agent_native_heap_in_use_bytes",
-             "edge_agent_native_heap_free_bytes", "edge_agent_native_heap_mmapped_bytes")
-    if heap.stats() is None:
-        assert not any(name in body for name in names)
-    else:
-        assert all(f"# TYPE {name} gauge" in body for name in names), body
+def test_metrics_export_the_heap_and_count_trims() -> None:
+    metrics = AgentMetrics(process=False)
+    body = metrics.render()[0].decode()
+    assert "edge_agent_native_heap_trims_total 0.0" in body
+    assert "edge_agent_native_heap_trim_returned_bytes_total 0.0" in body
+    if heap.stats() is not None:
+        assert "edge_agent_native_heap_in_use_bytes" in body and "edge_agent_native_heap_free_bytes" in body
+
+
+def test_memory_trim_interval_defaults_parses_units_and_refuses_negatives() -> None:
+    base = {"agent": {"id": "gw", "site": "plant"}, "mqtt": {"url": "mqtt://127.0.0.1:1883"}}
+    assert AgentConfig.model_validate(base).service.memory_trim_interval == 600.0
+    assert AgentConfig.model_validate({**base, "service": {"memory_trim_interval": "1h"}}) \
+        .service.memory_trim_interval == 3600.0
+    assert AgentConfig.model_validate({**base, "service": {"memory_trim_interval": 0}}) \
+        .service.memory_trim_interval == 0.0
+    with pytest.raises(ValueError, match="memory_trim_interval"):
+        AgentConfig.model_validate({**base, "service": {"memory_trim_interval": "-5s"}})

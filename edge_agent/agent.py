@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ from edge_agent.publisher_settings import publisher_settings
 from edge_agent.records import Priority, encode_payload, make_envelope
 from edge_agent.scheduler import CadenceStats, PollActivity, cancel_and_wait, run_periodic
 from edge_agent.summaries import SummaryAggregator
+from edge_agent.telemetry import CycleFrame
 from edge_agent.vibration_stage import VibrationStage
 
 log = logging.getLogger(__name__)
 
 STATUS_CHECK_INTERVAL_S = 5.0
 ALARM_TICK_INTERVAL_S = 1.0
+_point_of = attrgetter("point")
 #: Bound of each subscribed device's queue of pushed reading batches.
 PUSHED_QUEUE_BATCHES = 1000
 
@@ -59,6 +62,8 @@ class DeviceRunner:
     pushed: asyncio.Queue[Sequence[Reading]] | None = None
     pushed_task: asyncio.Task[None] | None = None
     pushed_dropped: int = 0
+    #: With raw telemetry: the latest pushed reading of each subscribed point, sent with every poll cycle.
+    pushed_latest: dict[str, Reading] = field(default_factory=dict)
 
 
 def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
@@ -171,15 +176,10 @@ class Agent:
         # Comms first: the storm guard must know the device is down before its all-bad readings reach the
         # rules, or every bad_quality rule of the device raises along with device_down.
         await self._track_comms(name, runner)
+        frame = self.pipeline.on_readings(name, result.readings) if result.readings else None
+        if runner.publish_raw and self.outbox is not None:
+            await self._publish_raw(name, runner, frame, result.readings, due_s)
         if result.readings:
-            frame = self.pipeline.on_readings(name, result.readings)
-            if runner.publish_raw and self.outbox is not None:
-                # one message per cycle, built once; QoS and report-by-exception from the device's config
-                raw = self.pipeline.raw_telemetry(self.cfg.device(name), self.cfg.agent.id)
-                payload = raw.payload(frame, due_s) if raw is not None else None
-                if raw is not None and payload is not None:
-                    await self.outbox.put(f"{self.prefix}/telemetry/{name}", payload, Priority.TELEMETRY,
-                                          qos=raw.qos)
             await self.alarms.on_readings(name, result.readings)
         if result.waveforms:
             await self.pipeline.on_waveforms(name, result.waveforms)
@@ -192,6 +192,24 @@ class Agent:
         if self.metrics is not None:
             self.metrics.observe_poll(name, duration_s=time.monotonic() - started, lateness_s=lateness_s,
                                       requests=result.requests, readings=result.readings)
+
+    async def _publish_raw(self, name: str, runner: DeviceRunner, frame: CycleFrame | None,
+                           polled: Sequence[Reading], due_s: float) -> None:
+        """Store the cycle's raw-telemetry message: one per cycle, built once; QoS and report-by-exception
+        from the device's config.
+
+        A device with subscribed (pushed) points sends their latest pushed readings in each cycle's message
+        along with the polled ones: the message is the device's state at the tick, whichever way each value
+        arrived (an all-subscribed OPC UA device still sends one message per ``poll_interval``).
+        """
+        if runner.pushed_latest:
+            frame = CycleFrame(name, [*polled, *runner.pushed_latest.values()])
+        if frame is None:
+            return
+        raw = self.pipeline.raw_telemetry(self.cfg.device(name), self.cfg.agent.id)
+        payload = raw.payload(frame, due_s) if raw is not None else None
+        if raw is not None and payload is not None and self.outbox is not None:
+            await self.outbox.put(f"{self.prefix}/telemetry/{name}", payload, Priority.TELEMETRY, qos=raw.qos)
 
     async def _track_comms(self, name: str, runner: DeviceRunner) -> None:
         """Tell the alarms when the device's comms go down or come back."""
@@ -266,6 +284,8 @@ class Agent:
             try:
                 if self.metrics is not None:
                     self.metrics.observe_pushed(name, readings)
+                if runner.publish_raw:
+                    runner.pushed_latest.update(zip(map(_point_of, readings), readings, strict=True))
                 self.pipeline.on_readings(name, readings)
                 await self.alarms.on_readings(name, readings)
             except Exception:

@@ -13,6 +13,8 @@ Raw telemetry (DESIGN.md, wire format) is one message per poll cycle per device 
      "quality": {"<point>": "bad" | "uncertain", ...}}
 
 ``quality`` lists only the points that are not good (their value is null when the device gave none).
+Subscribed (pushed) points of a device are in each of its cycles with their latest pushed reading
+(:meth:`edge_agent.agent.Agent._publish_raw`).
 With ``publish_raw: true`` every point is in every message. With ``publish_raw: on_change``
 (:class:`ChangeFilter`) a point is in a message when its quality changed, when its value (good or uncertain)
 moved from the last *sent* value by more than the deadband (absolute, or percent of the last sent value's

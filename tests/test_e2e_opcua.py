@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,48 @@ async def test_subscriptions_polls_and_waveforms_reach_the_broker(mosquitto: Mos
     assert result["iso_zone"] in "ABCD" and result["velocity_rms_mm_s"] > 0
     assert result["running_speed_source"] == "given"
     assert "bearing_outer_race" in result["diagnosis"], result["diagnosis"]
+
+
+async def test_raw_telemetry_carries_subscribed_points_every_cycle(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Subscribed (pushed) points are in the device's raw telemetry each poll cycle, with the polled ones; an
+    all-subscribed device still sends one message per poll_interval; a lost server turns them bad."""
+    server = OpcUaSimServer(Plant(seed=5), port=0, update_interval_s=0.2)
+    await server.start()
+    speed = {"name": "speed", "node": "ns=2;s=Motor.Speed", "mode": "subscribe", "sampling_interval": "100ms"}
+    cfg = load_config_data({
+        "agent": {"id": "gw-ua", "site": "test-site", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": mosquitto.url},
+        "devices": [
+            {"name": "mixed", "protocol": "opcua", "endpoint": server.endpoint, "poll_interval": "500ms",
+             "publish_raw": True,
+             "points": [speed, {"name": "bearing_temp", "node": "ns=2;s=Motor.BearingTemperature"}]},
+            {"name": "pushed", "protocol": "opcua", "endpoint": server.endpoint, "poll_interval": "500ms",
+             "publish_raw": True, "points": [speed]},
+        ],
+    }, "opcua-raw-test")
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/telemetry/#").start()
+    agent = Agent(cfg)
+
+    def telemetry(msgs: list[tuple[str, bytes]], device: str) -> list[dict[str, Any]]:
+        return [json.loads(p) for t, p in msgs if t == f"{PREFIX}/telemetry/{device}"]
+
+    try:
+        await agent.start()
+        msgs = await collector.wait_until(
+            lambda m: len([b for b in telemetry(m, "pushed") if "speed" in b["values"]]) >= 4
+            and any({"speed", "bearing_temp"} <= set(b["values"]) for b in telemetry(m, "mixed")), 30)
+        pushed = [b for b in telemetry(msgs, "pushed") if "speed" in b["values"]]
+        mixed = next(b for b in telemetry(msgs, "mixed") if {"speed", "bearing_temp"} <= set(b["values"]))
+        await server.stop()  # the link goes: the subscribed point is sent as bad, with no value
+        msgs = await collector.wait_until(
+            lambda m: any(b["quality"].get("speed") == "bad" for b in telemetry(m, "pushed")), 30)
+    finally:
+        await agent.stop()
+        collector.close()
+        await server.stop()
+    assert all(1300 < b["values"]["speed"] < 1600 and b["quality"] == {} for b in pushed[:4])
+    cycles = [b["cycle"] for b in pushed[:4]]
+    assert all(later - earlier == 500 for earlier, later in zip(cycles, cycles[1:], strict=False)), cycles
+    assert 1300 < mixed["values"]["speed"] < 1600 and 0 < mixed["values"]["bearing_temp"] < 150
+    lost = next(b for b in telemetry(msgs, "pushed") if b["quality"].get("speed") == "bad")
+    assert lost["values"]["speed"] is None

@@ -463,6 +463,36 @@ async def test_a_change_still_unconfirmed_when_the_agent_stops_is_undone_at_the_
     assert not undo_unconfirmed(h.config_path, h.history)  # once
 
 
+async def test_a_pushed_change_is_on_trial_before_it_reaches_the_file(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker is durable before the config file changes: a power cut between the two writes can
+    neither keep an unconfirmed change (file first) nor undo anything that never reached the file."""
+    import edge_agent.remote.applier as applier_module
+    from edge_agent.remote.unconfirmed import mark_unconfirmed, marker_path, undo_unconfirmed
+
+    settings = RemoteSettings(confirm_window_s=30.0, confirm_interval_s=0.2, config_rate_per_min=600,
+                              config_burst=50)
+    seen: list[tuple[str, bool]] = []
+    write = applier_module.write_active_config
+    async with Harness(tmp_path, mosquitto.url, settings=settings, with_health=True) as h:
+        def watched_write(path: Path, text: str) -> None:
+            seen.append((text, marker_path(h.history).exists()))
+            write(path, text)
+
+        monkeypatch.setattr(applier_module, "write_active_config", watched_write)
+        dead_broker = h.original_text.replace(mosquitto.url, "mqtt://127.0.0.1:1")
+        [confirming] = await h.replies("config/set", dead_broker.encode(), count=1)
+        assert attempt_of(confirming)["result"] == "confirming"
+        assert seen[0] == (dead_broker, True)  # on trial at the moment the file changed
+    # A power cut between the two writes: the marker is there, the file still holds the old config.
+    mark_unconfirmed(h.history, h.original_text, dead_broker)
+    h.config_path.write_text(h.original_text)
+    entries = len(h.history.entries())
+    assert not undo_unconfirmed(h.config_path, h.history)
+    assert h.config_path.read_text() == h.original_text and not marker_path(h.history).exists()
+    assert len(h.history.entries()) == entries  # nothing rolled back, nothing recorded
+
+
 async def test_a_confirmed_change_leaves_nothing_to_undo_and_an_edited_file_is_kept(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     from edge_agent.remote.unconfirmed import mark_unconfirmed, marker_path, undo_unconfirmed

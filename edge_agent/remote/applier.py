@@ -78,8 +78,13 @@ class FileConfigApplier:
         """The trial ended (confirmed or rolled back)."""
         clear_unconfirmed(self.history)
 
-    async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
-        """Validate, apply live through ``on_change``, persist; see the module docstring for failure paths."""
+    async def apply(self, text: str, source: str, by: str, version: int | None, *,
+                    on_trial: bool = False) -> ApplyOutcome:
+        """Validate, apply live through ``on_change``, persist; see the module docstring for failure paths.
+
+        ``on_trial``: the change will run under commit-confirm. The unconfirmed-change marker is then made
+        durable before the config file changes, so no power cut can leave the new file without it.
+        """
         new_hash = config_hash(text)
         try:  # validation of a large config is CPU work: keep the event loop free meanwhile
             new_config = await asyncio.to_thread(self._validate, text, source)
@@ -108,7 +113,7 @@ class FileConfigApplier:
                 return ApplyOutcome("rolled_back", new_hash, [f"apply failed: {type(exc).__name__}: {exc}"],
                                     message="the change failed while applying; the previous config runs")
         try:
-            await asyncio.to_thread(self._persist, text, source, by, version)
+            await asyncio.to_thread(self._persist, text, source, by, version, on_trial)
         except OSError as exc:
             await self._restore(new_config, old_config)
             return ApplyOutcome("rolled_back", new_hash, [f"cannot save the config: {exc}"],
@@ -125,8 +130,15 @@ class FileConfigApplier:
             log.critical("restoring the previous config failed too; the agent may be partly configured",
                          exc_info=True)
 
-    def _persist(self, text: str, source: str, by: str, version: int | None) -> None:
-        write_active_config(self.config_path, text)
+    def _persist(self, text: str, source: str, by: str, version: int | None, on_trial: bool = False) -> None:
+        if on_trial:  # marker first: a stop between the two finds the file unchanged and drops the marker
+            mark_unconfirmed(self.history, self._text, text)
+        try:
+            write_active_config(self.config_path, text)
+        except OSError:
+            if on_trial:
+                clear_unconfirmed(self.history)
+            raise
         latest = self.history.latest()
         if source == "rollback" and latest is not None:
             self.history.mark(latest, "rolled_back")  # the config being undone

@@ -78,8 +78,13 @@ class ConfigApplier(Protocol):
         """The trial ended (confirmed or rolled back)."""
         ...
 
-    async def apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
-        """Validate ``text`` (errors as ``SOURCE:LINE: path: message``) and, if valid, make it run."""
+    async def apply(self, text: str, source: str, by: str, version: int | None, *,
+                    on_trial: bool = False) -> ApplyOutcome:
+        """Validate ``text`` (errors as ``SOURCE:LINE: path: message``) and, if valid, make it run.
+
+        ``on_trial``: the change will be confirmed (commit-confirm); it must be on trial from the moment it is
+        on disk, as :meth:`begin_confirm` would make it.
+        """
         ...
 
 

@@ -325,7 +325,9 @@ class RemoteService:
         previous_text, previous_active = self._applier.active_text(), self.active
         # Loader errors name this source; a patch's line numbers refer to the patched (merged) config.
         source = "config/set" if kind == "set" else "config/patch (merged)"
-        outcome = await self._apply(new_text, source, by, version)
+        # Under commit-confirm the change is on trial from the moment it reaches the disk (see _confirm).
+        on_trial = self._health is not None and self.settings.confirm_window_s > 0
+        outcome = await self._apply(new_text, source, by, version, on_trial=on_trial)
         attempt = self._attempt_from(outcome, request_id, kind, by, version, label)
         if outcome.result != "accepted":
             return attempt, None
@@ -368,9 +370,10 @@ class RemoteService:
         self._replay.check(push.envelope)
         return key_id(self._public_key)
 
-    async def _apply(self, text: str, source: str, by: str, version: int | None) -> ApplyOutcome:
+    async def _apply(self, text: str, source: str, by: str, version: int | None, *,
+                     on_trial: bool = False) -> ApplyOutcome:
         try:
-            return await self._applier.apply(text, source, by, version)
+            return await self._applier.apply(text, source, by, version, on_trial=on_trial)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the applier is supposed to report, not raise; keep serving either way

@@ -54,6 +54,10 @@ def undo_unconfirmed(config_path: Path, history: ConfigHistory) -> bool:
         path.unlink(missing_ok=True)
         return False
     current = config_path.read_text(encoding="utf-8")
+    if config_hash(current) == config_hash(previous_text):  # stopped between the marker and the file write
+        log.info("a config change was stopped before it reached %s; nothing to undo", config_path)
+        path.unlink(missing_ok=True)
+        return False
     if config_hash(current) != unconfirmed_hash:
         log.warning("a config change was left unconfirmed, but %s has been edited since; keeping the file",
                     config_path)

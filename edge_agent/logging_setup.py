@@ -51,6 +51,10 @@ _ASSIGNMENT = re.compile(
     (?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&}}\])"']+)
     """
 )
+# an ``extra=`` field whose own name is a secret word
+_SECRET_NAME = re.compile(_SECRET_KEY, re.IGNORECASE)
+#: ``extra=`` values that cannot hold a secret (kept as they are, numbers stay numbers in JSON lines).
+_PLAIN_EXTRA = frozenset({int, float, bool})
 # scheme://user:password@host -> scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)(?P<password>[^\s/@]+)(?=@)")
 _BEARER = re.compile(r"(?i)\b(?P<head>bearer|basic)\s+(?P<token>[A-Za-z0-9._~+/-]+=*)")
@@ -127,9 +131,18 @@ class RedactionFilter(logging.Filter):
             record.exc_text = self.redactor.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redactor.redact(record.stack_info)
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
+        for key, value in list(vars(record).items()):
+            if key in _STANDARD_ATTRS or key.startswith("_") or value is None or type(value) in _PLAIN_EXTRA:
+                continue
+            if _SECRET_NAME.fullmatch(key):  # extra={"password": ...}: the name says it all
+                setattr(record, key, MASK)
+            elif isinstance(value, str):
                 setattr(record, key, self.redactor.redact(value))
+            else:  # a dict, list or object: masked as the text a formatter would print, if it holds a secret
+                text = json.dumps(value, default=str, ensure_ascii=False)
+                masked = self.redactor.redact(text)
+                if masked != text:
+                    setattr(record, key, masked)
         record._edge_agent_redacted = True
         return True
 

@@ -202,6 +202,25 @@ def test_secrets_never_reach_the_log_in_any_format() -> None:
         assert "ConnectionError" in text
 
 
+def test_extra_fields_of_any_type_are_masked_in_json_lines() -> None:
+    """Non-text ``extra=`` values (dicts, lists, objects) and extras named after a secret never carry one."""
+    password = "Zq9-unique-hunter2"
+    out = logged(fmt="json")
+
+    class Endpoint:
+        def __str__(self) -> str:
+            return f"opc.tcp://ua:{password}@plc:4840"
+
+    logging.getLogger("edge_agent").warning(
+        "connect failed", extra={"settings": {"url": f"mqtt://gw:{password}@broker", "port": 1883},
+                                 "tries": [f"password={password}"], "endpoint": Endpoint(),
+                                 "api_key": password, "retries": 3, "device": "plc-1"})
+    line = json.loads(out.getvalue())
+    assert password not in out.getvalue(), line
+    assert line["api_key"] == "***" and "gw:***@broker" in line["settings"]
+    assert line["retries"] == 3 and line["device"] == "plc-1"  # plain values stay as they were
+
+
 def test_registered_secret_is_masked_anywhere() -> None:
     out = logged()
     register_secret("tok")  # too short to mask safely: ignored

@@ -13,6 +13,7 @@ import math
 import random
 import socket
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -501,3 +502,25 @@ async def test_a_malformed_answer_fails_its_request_only(no_leaks: None, mode: s
         await driver.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("framer", ["socket", "rtu"])
+async def test_answers_from_another_unit_name_the_unit_not_a_timeout(
+        no_leaks: None, make_driver: Callable[[Any], ModbusDriver], framer: str) -> None:
+    """A device at unit 3 answering a config that says unit 1: the reason points at the config, not cabling."""
+    plant = Plant(seed=3)
+    async with ModbusSimServer(plant, framer=framer, unit_id=3, answer_unit=3, clock=lambda: PLANT_T_S) as srv:
+        points = tuple(e.point for e in VALUE_ENTRIES)
+        spec = (tcp_spec(srv.port, points, unit_id=1, timeout_s=0.5) if framer == "socket" else
+                ModbusRtuOverTcpSpec(name="gw", host="127.0.0.1", port=srv.port, unit_id=1, timeout_s=0.5,
+                                     points=points))
+        driver = make_driver(spec)
+        await driver.connect()
+        result = await driver.read()
+        reason = "answers come from unit 3, not unit 1: check `unit` in the config"
+        assert {r.reason for r in result.readings} <= {reason, f"not read: {reason}"}, result.readings
+        assert driver.comms.state is CommsState.DOWN and driver.comms.last_error == reason
+        # the same device with the right unit reads every value
+        right = make_driver(replace(spec, name="right", unit_id=3))
+        await right.connect()
+        assert_matches_plant(await right.read(), plant, VALUE_ENTRIES)

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -175,6 +176,45 @@ def _fail_pending_request(client: AnyModbusClient) -> None:
         future.set_exception(ConnectionException("connection closed by the device"))
 
 
+#: The unit id of the last complete answer pymodbus skipped on a client because it came from another unit
+#: than the one asked (see :func:`_watch_answer_units`).
+_FOREIGN_UNITS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+
+
+def _watch_answer_units(client: AnyModbusClient) -> None:
+    """Remember the unit id of each complete answer pymodbus drops as not from the unit asked.
+
+    pymodbus 3.x skips such a frame (logging at a level the agent keeps quiet) and the request then times
+    out, which sends an integrator to the cabling when the config's ``unit`` is wrong. Wrapping the framer's
+    ``decode`` sees the frame first; on Modbus TCP the transaction id must also match the request, so the
+    answer is known to be ours. Without these pymodbus internals (another version) nothing is watched and
+    the request reports its timeout as before.
+    """
+    ctx = getattr(client, "ctx", None)
+    framer = getattr(ctx, "framer", None)
+    decode = getattr(framer, "decode", None)
+    if decode is None or not hasattr(ctx, "request_dev_id"):
+        return
+
+    def watching(data: bytes) -> tuple[int, int, int, bytes]:
+        used, unit, tid, frame = decode(data)
+        asked = getattr(ctx, "request_dev_id", 0)
+        ours = not tid or tid == getattr(ctx, "request_transaction_id", tid)  # TCP: the answer to this request
+        if used and frame and asked and unit != asked and ours:
+            _FOREIGN_UNITS[client] = unit
+        return used, unit, tid, frame
+
+    setattr(framer, "decode", watching)  # noqa: B010 - framer is typed Any | None here
+
+
+def _no_answer(client: AnyModbusClient, unit_id: int, timeout_s: float) -> _LinkFailure:
+    """The failure of a request that got no answer it could take: from another unit, or none at all."""
+    unit = _FOREIGN_UNITS.pop(client, None)
+    if unit is not None:
+        return _LinkFailure(f"answers come from unit {unit}, not unit {unit_id}: check `unit` in the config")
+    return _LinkFailure(f"no response within {timeout_s:g} s")
+
+
 def exception_reason(code: int) -> str:
     """Readable reason for Modbus exception ``code``, e.g. ``exception 2 ILLEGAL DATA ADDRESS``."""
     return f"exception {code} {EXCEPTION_NAMES.get(code, 'UNKNOWN')}"
@@ -323,6 +363,7 @@ class ModbusDriver:
             )
         client.register(_HoldingRegistersAnswer)  # register answers as raw bytes: no Python int per register
         client.register(_InputRegistersAnswer)
+        _watch_answer_units(client)
         made.append(client)
         return client
 
@@ -454,26 +495,29 @@ class ModbusDriver:
         # serial line has a long pymodbus backstop, so the outer limit is the device's timeout.
         limit_s = timeout_s if self._line is not None else 2 * timeout_s + 1.0
         result.requests += 1
+        unit_id = self.spec.unit_id
         try:
             if self._line is not None:
                 # wait for our turn on the shared line first: the timeout covers only our own request
                 async with self._line.turn:
+                    _FOREIGN_UNITS.pop(client, None)
                     try:
                         async with asyncio.timeout(limit_s):
-                            response = await call(request.address, count=request.count,
-                                                  device_id=self.spec.unit_id)
+                            response = await call(request.address, count=request.count, device_id=unit_id)
                     except (ModbusIOException, TimeoutError):
+                        failure = _no_answer(client, unit_id, timeout_s)  # before a late answer can blur it
                         # RTU frames carry no transaction id: an answer that comes late would be taken as the
                         # answer to the next request on the line (another register's value, marked good).
                         # Keep the line quiet for a while, still holding it, so a late answer arrives now,
                         # with no request waiting, and is dropped.
                         await asyncio.sleep(timeout_s)
-                        raise
+                        raise failure from None
             else:
+                _FOREIGN_UNITS.pop(client, None)
                 async with asyncio.timeout(limit_s):
-                    response = await call(request.address, count=request.count, device_id=self.spec.unit_id)
+                    response = await call(request.address, count=request.count, device_id=unit_id)
         except (ModbusIOException, TimeoutError):
-            raise _LinkFailure(f"no response within {timeout_s:g} s") from None
+            raise _no_answer(client, unit_id, timeout_s) from None
         except ConnectionException as exc:
             raise _LinkFailure(f"connection lost: {getattr(exc, 'string', exc)}") from None
         except (OSError, ModbusException) as exc:

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -81,7 +82,8 @@ class ModbusSimServer:
     as a serial gateway would. ``update_interval_s`` seconds between plant updates (None: only when
     :meth:`refresh` is called). ``clock`` returns the plant time in seconds (default: seconds since
     this object was made). ``vibration`` feeds the waveform block (default: a healthy machine at the
-    plant's speed).
+    plant's speed). ``answer_unit`` (one of the unit ids): answer every request as that unit, whatever unit
+    the master asked for, as a device set to another address would if it answered anyway.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class ModbusSimServer:
         baudrate: int = 19200,
         parity: str = "E",
         waveform_interval_s: float = 1.0,
+        answer_unit: int | None = None,
     ) -> None:
         if framer not in ("socket", "rtu"):
             raise ValueError(f"framer {framer!r} must be socket (Modbus TCP) or rtu (RTU over TCP)")
@@ -112,6 +115,9 @@ class ModbusSimServer:
         if not self.unit_ids or not all(1 <= u <= 247 for u in self.unit_ids):
             raise ValueError(f"unit ids {self.unit_ids} must be 1..247")
         self.unit_id = self.unit_ids[0]
+        if answer_unit is not None and answer_unit not in self.unit_ids:
+            raise ValueError(f"answer_unit {answer_unit} must be one of the unit ids {self.unit_ids}")
+        self.answer_unit = answer_unit
         self.update_interval_s = update_interval_s
         self.register_map = tuple(register_map)
         self.framer = FramerType.SOCKET if framer == "socket" else FramerType.RTU
@@ -324,7 +330,8 @@ class ModbusSimServer:
         if self.serial_port is not None:
             await self._start_serial(self.serial_port)
         else:
-            server = ModbusTcpServer(self._device(), framer=self.framer, address=(self.host, self.port))
+            server = ModbusTcpServer(self._device(), framer=self.framer, address=(self.host, self.port),
+                                     trace_pdu=self._as_answer_unit if self.answer_unit is not None else None)
             await server.serve_forever(background=True)
             listener = server.transport
             if listener is None:
@@ -337,10 +344,19 @@ class ModbusSimServer:
         log.info("simulated Modbus server on %s (unit %s)",
                  self.serial_port or f"{self.host}:{self.port}", ",".join(map(str, self.unit_ids)))
 
+    def _as_answer_unit(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """pymodbus trace hook with ``answer_unit``: every request is served as that unit, and every answer
+        carries it, whatever unit id the master asked for (a device set to another address that answers
+        anyway, or a gateway that rewrites the unit)."""
+        assert self.answer_unit is not None
+        pdu.dev_id = self.answer_unit
+        return pdu
+
     async def _start_serial(self, serial_port: str) -> None:
         """Serve RTU on a serial device (e.g. one end of a socat pty pair)."""
         server = ModbusSerialServer(self._device(), framer=FramerType.RTU, port=serial_port,
-                                    baudrate=self.baudrate, parity=self.parity, reconnect_delay=0)
+                                    baudrate=self.baudrate, parity=self.parity, reconnect_delay=0,
+                                    trace_pdu=self._as_answer_unit if self.answer_unit is not None else None)
         await server.serve_forever(background=True)
         if server.transport is None:
             raise OSError(f"simulated Modbus server could not open serial port {serial_port}")

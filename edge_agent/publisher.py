@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,8 +70,15 @@ class PublisherState(StrEnum):
     REFUSED = "refused"  # the broker answered and refused us (credentials, authorisation, client id)
 
 
+T = TypeVar("T")
+
+
 class _Refused(Exception):
     """The broker sent a failing CONNACK."""
+
+
+class _StopRequested(Exception):
+    """stop() was asked while a connection attempt waited for the broker."""
 
 
 def backoff_delay_s(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
@@ -389,6 +396,8 @@ class Publisher:
             self._state = PublisherState.CONNECTING
             try:
                 session = await self._connect()
+            except _StopRequested:
+                break
             except _Refused as exc:
                 self._note_error(str(exc), PublisherState.REFUSED)
             except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
@@ -483,7 +492,7 @@ class Publisher:
         try:
             await asyncio.shield(connecting)
             async with asyncio.timeout(s.connect_timeout_s):
-                reason, props = await asyncio.shield(session.connack)
+                reason, props = await self._unless_stopping(session.connack)
         except BaseException:
             with contextlib.suppress(BaseException):
                 await connecting
@@ -502,6 +511,19 @@ class Publisher:
         limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None) if n]
         session.max_packet = min(int(n) for n in limits) if limits else None
         return session
+
+    async def _unless_stopping(self, future: asyncio.Future[T]) -> T:
+        """``future``'s result (it is not cancelled meanwhile), or :class:`_StopRequested` as soon as stop() is
+        asked: a broker that accepts TCP but never sends CONNACK must not hold a stop for connect_timeout."""
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        waited: set[asyncio.Future[Any]] = {future, stopping}
+        try:
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if future.done():
+            return future.result()
+        raise _StopRequested
 
     def _bind_callbacks(self, session: _Session) -> None:
         client = session.client

@@ -460,3 +460,34 @@ async def test_status_provider_must_say_online(mosquitto: Mosquitto, outbox: Out
     pub = Publisher(settings_for(mosquitto), outbox, lambda: {"state": "starting"})
     with pytest.raises(ValueError, match='"state": "online"'):
         await pub.start()
+
+
+async def test_stop_does_not_wait_for_a_broker_that_never_sends_connack(outbox: Outbox) -> None:
+    """A broker that accepts TCP and then says nothing: stop() ends the attempt instead of waiting out
+    connect_timeout (60 s here); the records stay in the outbox."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await outbox.put(f"{PREFIX}/alert/x", record(1, "alert"), Priority.ALERT)
+    pub = Publisher(PublisherSettings(url=f"mqtt://127.0.0.1:{port}", client_id="gw-1", topic_prefix=PREFIX,
+                                      connect_timeout_s=60.0), outbox, status_body)
+    try:
+        await pub.start()
+        await poll_until(lambda: bool(accepted), 10, "the TCP connection")
+        await asyncio.sleep(0.2)  # waiting for CONNACK now
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        await pub.stop(1)
+        took_s = loop.time() - asked
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()
+    assert took_s < 10, took_s  # not the 60 s connect timeout (nor paho's own 30 s wait)
+    assert pub.state is PublisherState.STOPPED
+    assert outbox.stats()["records"] == 1  # nothing sent, nothing lost

@@ -267,9 +267,15 @@ class Agent:
             queue = runner.pushed
             if queue is None:
                 return
+            batch = list(readings)
             try:
-                queue.put_nowait(list(readings))
+                queue.put_nowait(batch)
             except asyncio.QueueFull:
+                if any(r.quality is not Quality.GOOD for r in batch):
+                    # a loss (points going bad) must not be the batch that is lost: the oldest goes instead,
+                    # or the last good values would stand for the whole outage
+                    queue.get_nowait()
+                    queue.put_nowait(batch)
                 runner.pushed_dropped += 1
                 if runner.pushed_dropped in (1, 10, 100) or runner.pushed_dropped % 1000 == 0:
                     log.warning("%s: pushed readings arrive faster than they are processed; dropped %d batch(es)",

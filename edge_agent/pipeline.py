@@ -170,10 +170,14 @@ class Pipeline:
     def raw_telemetry(self, device: RawDeviceSettings, agent_id: str) -> RawTelemetry | None:
         """The raw-telemetry state of ``device`` (None when it publishes none), kept across cycles.
 
-        Rebuilt when the device's config object changes (a new config starts report-by-exception afresh).
+        Rebuilt when the device's config changes (report-by-exception starts afresh); a new config in which
+        the device is unchanged keeps its state (compared once, then the new object is the key).
         """
         cached = self._raw.get(device.name)
         if cached is not None and cached[0] is device:
+            return cached[1]
+        if cached is not None and cached[0] == device:  # a new config with this device unchanged: keep going
+            self._raw[device.name] = (device, cached[1])
             return cached[1]
         settings = RawTelemetrySettings.of_device(device)
         raw = RawTelemetry(settings, agent_id) if settings is not None else None

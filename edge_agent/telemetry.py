@@ -262,7 +262,9 @@ class RawTelemetrySettings:
 
     ``deadbands`` maps a point name to ``(absolute, percent)``: absolute in the point's engineering unit,
     percent of the last sent value's magnitude; a point that is not listed uses ``default_deadband``.
-    ``heartbeat_s`` (seconds) re-sends unchanged values; None with ``mode="every_cycle"``.
+    ``heartbeat_s`` (seconds) re-sends unchanged values; None with ``mode="every_cycle"``. ``not_sent``:
+    points never sent (waveforms: their captures go to vibration analysis; a failed capture that a driver
+    reports as a bad reading must not come and go in the values).
     """
 
     device: str
@@ -271,6 +273,7 @@ class RawTelemetrySettings:
     heartbeat_s: float | None = None
     default_deadband: tuple[float, float] = (0.0, 0.0)
     deadbands: Mapping[str, tuple[float, float]] | None = None
+    not_sent: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.qos not in (0, 1):
@@ -289,8 +292,9 @@ class RawTelemetrySettings:
         if mode is False:
             return None
         qos = int(getattr(device, "raw_qos", 1))
+        waveforms = frozenset(p.name for p in device.points if getattr(p, "kind", "value") == "waveform")
         if mode is True:
-            return cls(device.name, "every_cycle", qos)
+            return cls(device.name, "every_cycle", qos, not_sent=waveforms)
         heartbeat = getattr(device, "raw_heartbeat", None) or 60.0
         deadband_of = getattr(device, "raw_deadband_of", None)
         default = (float(getattr(device, "deadband", None) or 0.0),
@@ -302,7 +306,7 @@ class RawTelemetrySettings:
             if deadband_of is not None:
                 absolute, percent = deadband_of(p)
                 deadbands[p.name] = (float(absolute), float(percent))
-        return cls(device.name, "on_change", qos, float(heartbeat), default, deadbands)
+        return cls(device.name, "on_change", qos, float(heartbeat), default, deadbands, waveforms)
 
 
 # ---------------------------------------------------------------------------------------- report by exception
@@ -547,6 +551,11 @@ class RawTelemetry:
 
         ``now_s`` (epoch s, default ``cycle_s``) is the time the heartbeat is measured against.
         """
+        not_sent = self.settings.not_sent
+        if not_sent and not not_sent.isdisjoint(frame.names):
+            frame = CycleFrame(frame.device, [r for r in frame.readings if r.point not in not_sent])
+            if len(frame) == 0:
+                return None
         if self.filter is None:
             names, values, qualities = frame.names, frame.values, frame.qualities
         else:

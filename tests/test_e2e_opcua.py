@@ -16,9 +16,9 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_config_data
 
 try:
-    from tests.mqtt_support import Mosquitto, MqttCollector
+    from tests.mqtt_support import Mosquitto, MqttCollector, free_port
 except ImportError:
-    from mqtt_support import Mosquitto, MqttCollector  # type: ignore[no-redef]
+    from mqtt_support import Mosquitto, MqttCollector, free_port  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 PREFIX = "edge/test-site/gw-ua"
@@ -117,3 +117,39 @@ async def test_raw_telemetry_carries_subscribed_points_every_cycle(mosquitto: Mo
     assert 1300 < mixed["values"]["speed"] < 1600 and 0 < mixed["values"]["bearing_temp"] < 150
     lost = next(b for b in telemetry(msgs, "pushed") if b["quality"].get("speed") == "bad")
     assert lost["values"]["speed"] is None
+
+
+async def test_subscribed_points_are_bad_not_missing_while_the_server_is_unreachable(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The agent starts while the OPC UA server is down: its subscribed points are sent bad (value null)
+    from the first cycles, then good once the server is up and the subscription delivers."""
+    port = free_port()
+    cfg = load_config_data({
+        "agent": {"id": "gw-ua", "site": "test-site", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": mosquitto.url},
+        "devices": [{"name": "pushed", "protocol": "opcua", "endpoint": f"opc.tcp://127.0.0.1:{port}",
+                     "poll_interval": "500ms", "publish_raw": True,
+                     "points": [{"name": "speed", "node": "ns=2;s=Motor.Speed", "mode": "subscribe",
+                                 "sampling_interval": "100ms"}]}],
+    }, "opcua-down-test")
+    collector = MqttCollector(mosquitto.host, mosquitto.port, f"{PREFIX}/telemetry/#").start()
+    agent = Agent(cfg)
+    server = OpcUaSimServer(Plant(seed=5), port=port, update_interval_s=0.2)
+
+    def bodies(msgs: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        return [json.loads(p) for t, p in msgs if t == f"{PREFIX}/telemetry/pushed"]
+
+    try:
+        await agent.start()
+        msgs = await collector.wait_until(lambda m: any(b["quality"].get("speed") == "bad" for b in bodies(m)), 30)
+        down = next(b for b in bodies(msgs) if b["quality"].get("speed") == "bad")
+        await server.start()
+        msgs = await collector.wait_until(
+            lambda m: any(b["quality"] == {} and "speed" in b["values"] for b in bodies(m)), 60)
+    finally:
+        await agent.stop()
+        collector.close()
+        await server.stop()
+    assert down["values"] == {"speed": None}
+    up = next(b for b in bodies(msgs) if b["quality"] == {} and "speed" in b["values"])
+    assert 1300 < up["values"]["speed"] < 1600

@@ -207,6 +207,50 @@ def test_on_change_payload_has_only_the_changed_points() -> None:
     assert (raw.messages, raw.values_sent) == (2, 3)
 
 
+def test_waveform_points_never_reach_raw_telemetry() -> None:
+    """A failed capture that a driver reports as a bad reading (OPC UA does) is not a raw value: with
+    on_change it would be sent bad once and never cleared, the good captures being waveforms."""
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": "/tmp/x"},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+                     "publish_raw": "on_change", "points": [
+                         {"name": "temp", "node": "ns=2;s=T"},
+                         {"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": 12800}]}],
+    })
+    settings = RawTelemetrySettings.of_device(cfg.device("ua"))
+    assert settings is not None and settings.not_sent == {"vib"}
+    raw = RawTelemetry(settings, "gw")
+    first = raw.payload(frame({"temp": 40.0, "vib": None}, quality={"vib": B}), 0.0)
+    assert first is not None and json.loads(first)["values"] == {"temp": 40.0}
+    assert json.loads(first)["quality"] == {}
+    assert raw.payload(frame({"vib": None}, quality={"vib": B}), 1.0) is None  # nothing else in the cycle
+
+
+def test_report_by_exception_state_survives_a_config_change_that_leaves_the_device_alone() -> None:
+    """A new config (e.g. a rules-only patch) with the device unchanged must not send a full snapshot and
+    restart every heartbeat; a change to the device starts afresh."""
+    from edge_agent.pipeline import Pipeline
+
+    def config(deadband: float) -> Any:
+        return load_config_data({
+            "agent": {"id": "gw", "site": "s", "data_dir": "/tmp/x"},
+            "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+            "devices": [{"name": "d", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": 502,
+                         "publish_raw": "on_change", "deadband": deadband,
+                         "points": [{"name": "a", "address": 0}, {"name": "b", "address": 1}]}],
+        })
+
+    pipeline = Pipeline(SummaryAggregator({}, {}, ("mean",), 0.0), {}, lambda *a: None)  # type: ignore[arg-type,return-value]
+    raw = pipeline.raw_telemetry(config(0.5).device("d"), "gw")
+    assert raw is not None and raw.payload(frame({"a": 1.0, "b": 2.0}), 0.0) is not None
+    again = pipeline.raw_telemetry(config(0.5).device("d"), "gw")  # a new config object, same device
+    assert again is raw and again.payload(frame({"a": 1.1, "b": 2.0}), 1.0) is None
+    changed = pipeline.raw_telemetry(config(0.05).device("d"), "gw")
+    assert changed is not raw and changed is not None
+    assert changed.payload(frame({"a": 1.1, "b": 2.0}), 2.0) is not None  # afresh: a full snapshot
+
+
 # ------------------------------------------------------------------------------ frames and summaries
 def test_frame_numbers_mask_what_is_not_a_good_number() -> None:
     f = frame({"a": 1, "b": True, "c": "txt", "d": None, "e": 2.5, "f": 7.0}, quality={"d": B, "f": U})

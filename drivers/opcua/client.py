@@ -112,6 +112,7 @@ class OpcUaDriver:
         self._link_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self._subscribed_told_bad = False  # the sink has the subscribed points as BAD (see _subscribed_bad)
         #: The server's OperationLimits (0 = none): Read and CreateMonitoredItems calls are split to fit.
         self.max_nodes_per_read = 0
         self.max_monitored_items_per_call = 0
@@ -146,6 +147,8 @@ class OpcUaDriver:
         self._sink = sink
         if not self._sub_points:
             return
+        if self._client is None and self.comms.last_error is not None:  # already failed to connect
+            self._subscribed_bad(self.comms.last_error)
         async with self._link_lock:
             client = self._client
             if client is not None and self._lost_reason is None and self._subscription_id is None:
@@ -207,6 +210,7 @@ class OpcUaDriver:
             await self._dispose(client)
             reason = f"cannot connect to {spec.endpoint}: {_describe(exc)}"
             self._note_error(reason)
+            self._subscribed_bad(reason)
             raise DriverError(f"{self.name}: {reason}") from exc
         if self._ever_connected:
             self.comms.reconnects += 1
@@ -266,10 +270,18 @@ class OpcUaDriver:
         self._note_error(reason)
         # (the re-created subscription's first notification brings each point back, its current value
         # again even when unchanged: it is the reading that ends the gap)
-        if self._sink is not None and self._sub_points:
-            now = time.time()
-            self._deliver([bad_reading(p, reason, now) for p in self._sub_points])
+        self._subscribed_bad(reason)
         self._wake.set()
+
+    def _subscribed_bad(self, reason: str) -> None:
+        """Hand every subscribed point to the sink as BAD with ``reason``, once per gap in the data: on a
+        loss, and when the server cannot be reached before any subscription delivered (at start-up, a
+        rebuilt device), so consumers see them bad, not missing."""
+        if self._sink is None or not self._sub_points or self._subscribed_told_bad:
+            return
+        self._subscribed_told_bad = True
+        now = time.time()
+        self._deliver([bad_reading(p, reason, now) for p in self._sub_points])
 
     def _note_error(self, reason: str) -> None:
         self.comms.state = CommsState.DOWN
@@ -448,6 +460,7 @@ class OpcUaDriver:
         params.Priority = ua.Byte(0)
         created = await client.uaclient.create_subscription(params, self._on_publish)
         self._subscription_id = int(created.SubscriptionId)
+        self._subscribed_told_bad = False  # its first notifications bring the values back
         self._last_publish = time.monotonic()
         revised_keepalive_s = created.RevisedPublishingInterval / 1000.0 * created.RevisedMaxKeepAliveCount
         self._stale_after_s = 2 * max(revised_keepalive_s, spec.keepalive_s) + spec.timeout_s

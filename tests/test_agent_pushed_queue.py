@@ -1,0 +1,73 @@
+"""The agent's queue of pushed (subscription) batches: when it overflows, a batch that turns points bad is
+never the one lost, or the last good values would stand for a whole outage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import edge_agent.agent as agent_module
+from drivers.base import CommsStatus, Quality, Reading, ReadingSink, ReadResult
+from edge_agent.agent import PUSHED_QUEUE_BATCHES, Agent
+from edge_agent.config import Device, load_config_data
+
+
+class PushingDevice:
+    """A device that pushes whatever the test hands its sink (no protocol: the queue policy is under test)."""
+
+    name = "ua"
+    supports_subscribe = True
+
+    def __init__(self) -> None:
+        self.comms = CommsStatus()
+        self.sink: ReadingSink | None = None
+
+    async def connect(self) -> None:
+        return None
+
+    async def read(self) -> ReadResult:
+        return ReadResult()
+
+    async def subscribe(self, sink: ReadingSink) -> None:
+        self.sink = sink
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_bad_batch_is_kept_when_the_pushed_queue_overflows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    device = PushingDevice()
+
+    def create_driver(config: Device) -> PushingDevice:
+        return device
+
+    monkeypatch.setattr(agent_module, "create_driver", create_driver)
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": "mqtt://127.0.0.1:1"},  # no broker: records stay in the outbox
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:1",
+                     "points": [{"name": "speed", "node": "ns=2;s=S", "mode": "subscribe"}]}],
+    })
+    agent = Agent(cfg)
+    await agent.start()
+    try:
+        assert device.sink is not None
+        good: Sequence[Reading] = [Reading("speed", 1500.0, Quality.GOOD, 1.0)]
+        for _ in range(PUSHED_QUEUE_BATCHES + 5):  # no await: the consumer cannot run, the queue fills up
+            device.sink(good)
+        device.sink([Reading("speed", None, Quality.BAD, 2.0, reason="connection lost")])
+        runner = agent.devices["ua"]
+        assert runner.pushed is not None and runner.pushed.full()
+        for _ in range(500):  # let the consumer work through the queue
+            if runner.pushed.empty():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert agent.pipeline.latest["ua/speed"].quality is Quality.BAD
+        assert runner.pushed_dropped == 6
+    finally:
+        await agent.stop()

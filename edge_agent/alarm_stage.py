@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,25 @@ class _PointPlan:
     references: tuple[DeviationAlarm, ...]
     counted: tuple[str, ...]
     interlock_input: bool
+
+
+_source_ts = attrgetter("source_ts")
+_receive_ts = attrgetter("receive_ts")
+
+
+def source_clock_offset(readings: Sequence[Reading]) -> float | None:
+    """Seconds that put the device's source timestamps of one batch on the agent's clock; None when no
+    reading carries one (Modbus).
+
+    Alarm delays are judged against ticks of the agent's clock, so samples must be on it too: a PLC whose
+    clock is a minute behind would otherwise meet every on-delay at once (and one ahead never clear in
+    time). The newest source timestamp of the batch is taken as received when the batch was; the others
+    keep their spacing from it (several values of one point in one subscription publish stay apart).
+    """
+    newest = max(filter(None, map(_source_ts, readings)), default=None)
+    if newest is None:
+        return None
+    return float(max(map(_receive_ts, readings))) - float(newest)
 
 
 class AlarmStage:
@@ -231,6 +251,7 @@ class AlarmStage:
         if plans:
             latest = self._latest
             bad = Quality.BAD
+            offset = source_clock_offset(readings)
             for r in readings:
                 plan = plans.get(r.point)
                 if plan is None:
@@ -239,7 +260,7 @@ class AlarmStage:
                 if plan.interlock_input:
                     latest[plan.key] = raw if r.quality is Quality.GOOD else None
                 value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
-                ts = r.source_ts or r.receive_ts
+                ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
                 for alarm, limit, stale in plan.alarms:
                     if limit is not None:
                         if value is not None and r.quality is not bad and limit.absorb(ts, value):

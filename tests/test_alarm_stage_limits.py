@@ -129,6 +129,7 @@ async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence
         return
     events: list[AlarmEvent] = []
     latest = stage._latest
+    offset = alarm_stage_module.source_clock_offset(readings)
     for r in readings:
         key = f"{device}/{r.point}"
         alarms = rules.by_point.get(key)
@@ -142,7 +143,7 @@ async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence
             continue
         value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
         latest[key] = raw if good else None
-        ts = r.source_ts or r.receive_ts
+        ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
         for alarm in alarms or ():
             t = r.receive_ts if isinstance(alarm, StaleAlarm) else ts
             events.extend(alarm.update(t, value, r.quality.value))
@@ -275,3 +276,31 @@ async def test_steady_limit_samples_skip_the_machine_but_keep_value_and_clock(tm
     await stage.on_readings("plc", [Reading("running", False, Quality.GOOD, t0 + 4)])
     # the interlock's clear reports the latest value, absorbed or not
     assert sink.records[-1][1]["state"] == "cleared" and sink.records[-1][1]["value"] == 7.0
+
+
+async def test_delays_run_on_the_agent_clock_whatever_the_device_clock(tmp_path: Path) -> None:
+    """A device clock a minute behind (or ahead) of the agent's must neither skip an on-delay (a one-second
+    spike raising at once) nor stretch it: the rule 'temp' has on_delay 2 s, off_delay 3 s."""
+    for skew_s in (-60.0, 0.0, 60.0):
+        sink = Sink()
+        data_dir = tmp_path / f"skew{skew_s:+.0f}"
+        stage = AlarmStage(_config(data_dir), {}, sink, data_dir)
+        t0 = time.time()
+
+        def reading(value: float, at_s: float, t0: float = t0, skew_s: float = skew_s) -> list[Reading]:
+            return [Reading("temp", value, Quality.GOOD, receive_ts=t0 + at_s, source_ts=t0 + at_s + skew_s)]
+
+        await stage.on_readings("plc", reading(85.0, 0.0))  # a one-second spike
+        await stage.tick(t0 + 1.0)
+        await stage.on_readings("plc", reading(70.0, 1.0))
+        for k in range(2, 8):
+            await stage.tick(t0 + k)
+        spike = [b for _, b in sink.records if b.get("rule") == "temp"]
+        assert spike == [], (skew_s, spike)
+        await stage.on_readings("plc", reading(85.0, 8.0))  # sustained: raised after 2 s on the agent clock
+        await stage.tick(t0 + 9.0)
+        assert [b for _, b in sink.records if b.get("rule") == "temp"] == [], skew_s
+        await stage.on_readings("plc", reading(85.0, 9.5))
+        await stage.tick(t0 + 10.0)
+        raised = [b for _, b in sink.records if b.get("rule") == "temp"]
+        assert [b["state"] for b in raised] == ["raised"], (skew_s, raised)

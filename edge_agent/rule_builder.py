@@ -90,8 +90,13 @@ def _asset_points(cfg: AgentConfig, point: str) -> list[str]:
     return []
 
 
-def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
-    """Translate every rule of ``cfg``; ``units`` maps ``device/point`` to its unit."""
+def build_rules(cfg: AgentConfig, units: dict[str, str],
+                problems: list[tuple[int, str]] | None = None) -> BuiltRules:
+    """Translate every rule of ``cfg``; ``units`` maps ``device/point`` to its unit.
+
+    A rule the diagnostics refuse raises ValueError; with ``problems`` given, ``(index in cfg.rules,
+    message)`` is appended instead and the rule is left out (the config check reports them all at once).
+    """
     built = BuiltRules()
     update_s = cfg.alarms.update_interval
     kinds = {f"{d.name}/{p.name}": getattr(p, "kind", "value") for d in cfg.devices for p in d.points}
@@ -100,82 +105,94 @@ def build_rules(cfg: AgentConfig, units: dict[str, str]) -> BuiltRules:
     def add(point: str, alarm: RuleAlarm) -> None:
         built.by_point.setdefault(point, []).append(alarm)
 
-    for rule in cfg.rules:
-        interval = getattr(rule, "min_update_interval", None)
-        min_update_s = update_s if interval is None else interval
-        made: list[RuleAlarm] = []
-        if isinstance(rule, cfg_rules.ThresholdRule):
-            alarm: RuleAlarm = LimitAlarm(LimitRule(
-                rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
-                high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
-                deadband=rule.deadband, on_delay_s=rule.on_delay, off_delay_s=rule.off_delay,
-                min_update_interval_s=min_update_s,
-                **_level_severities(rule.severity)))
-            add(rule.point, alarm)
-            made.append(alarm)
-        elif isinstance(rule, cfg_rules.RateRule):
-            alarm = RateAlarm(RateRule(
-                rule_id=rule_id(rule), point=rule.point, window_s=rule.window,
-                unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",
-                max_rise=rule.rise, max_fall=rule.fall, deadband=rule.deadband, min_samples=rule.min_samples,
-                on_delay_s=rule.on_delay, off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
-                severity=rule.severity))
-            add(rule.point, alarm)
-            made.append(alarm)
-        elif isinstance(rule, cfg_rules.DeviationRule):
-            dev = DeviationAlarm(DeviationRule(
-                rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
-                reference_point=rule.reference_point, baseline=rule.baseline, high=rule.high,
-                high_high=rule.high_high, low=rule.low, low_low=rule.low_low, deadband=rule.deadband,
-                max_reference_age_s=rule.max_reference_age, on_delay_s=rule.on_delay,
-                off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
-                **_level_severities(rule.severity)))
-            add(rule.point, dev)
-            if rule.reference_point:
-                built.references.setdefault(rule.reference_point, []).append(dev)
-            made.append(dev)
-        elif isinstance(rule, cfg_rules.StaleRule):
-            for point in _points_of(cfg, rule):
-                alarm = StaleAlarm(StaleRule(
-                    rule_id=_point_rule_id(rule, point, "stale"), point=point,
-                    interval_s=poll.get(point, 1.0), missed_intervals=rule.intervals, severity=rule.severity))
-                add(point, alarm)
-        elif isinstance(rule, cfg_rules.BadQualityRule):
-            for point in _points_of(cfg, rule):
-                alarm = BadQualityAlarm(BadQualityRule(
-                    rule_id=_point_rule_id(rule, point, "bad_quality"), point=point,
-                    include_uncertain=rule.include_uncertain, on_delay_s=rule.on_delay,
-                    off_delay_s=rule.off_delay, severity=rule.severity))
-                add(point, alarm)
-        elif isinstance(rule, cfg_rules.TrendRule):
-            from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
+    for index, rule in enumerate(cfg.rules):
+        try:
+            interval = getattr(rule, "min_update_interval", None)
+            min_update_s = update_s if interval is None else interval
+            made: list[RuleAlarm] = []
+            if isinstance(rule, cfg_rules.ThresholdRule):
+                alarm: RuleAlarm = LimitAlarm(LimitRule(
+                    rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
+                    high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
+                    deadband=rule.deadband, on_delay_s=rule.on_delay, off_delay_s=rule.off_delay,
+                    min_update_interval_s=min_update_s,
+                    **_level_severities(rule.severity)))
+                add(rule.point, alarm)
+                made.append(alarm)
+            elif isinstance(rule, cfg_rules.RateRule):
+                alarm = RateAlarm(RateRule(
+                    rule_id=rule_id(rule), point=rule.point, window_s=rule.window,
+                    unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",
+                    max_rise=rule.rise, max_fall=rule.fall, deadband=rule.deadband, min_samples=rule.min_samples,
+                    on_delay_s=rule.on_delay, off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
+                    severity=rule.severity))
+                add(rule.point, alarm)
+                made.append(alarm)
+            elif isinstance(rule, cfg_rules.DeviationRule):
+                dev = DeviationAlarm(DeviationRule(
+                    rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
+                    reference_point=rule.reference_point, baseline=rule.baseline, high=rule.high,
+                    high_high=rule.high_high, low=rule.low, low_low=rule.low_low, deadband=rule.deadband,
+                    max_reference_age_s=rule.max_reference_age, on_delay_s=rule.on_delay,
+                    off_delay_s=rule.off_delay, min_update_interval_s=min_update_s,
+                    **_level_severities(rule.severity)))
+                add(rule.point, dev)
+                if rule.reference_point:
+                    built.references.setdefault(rule.reference_point, []).append(dev)
+                made.append(dev)
+            elif isinstance(rule, cfg_rules.StaleRule):
+                for point in _points_of(cfg, rule):
+                    alarm = StaleAlarm(StaleRule(
+                        rule_id=_point_rule_id(rule, point, "stale"), point=point,
+                        interval_s=poll.get(point, 1.0), missed_intervals=rule.intervals, severity=rule.severity))
+                    add(point, alarm)
+            elif isinstance(rule, cfg_rules.BadQualityRule):
+                for point in _points_of(cfg, rule):
+                    alarm = BadQualityAlarm(BadQualityRule(
+                        rule_id=_point_rule_id(rule, point, "bad_quality"), point=point,
+                        include_uncertain=rule.include_uncertain, on_delay_s=rule.on_delay,
+                        off_delay_s=rule.off_delay, severity=rule.severity))
+                    add(point, alarm)
+            elif isinstance(rule, cfg_rules.TrendRule):
+                from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
 
-            feature = rule.feature_of(kinds.get(rule.point, "value"))
-            unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
-            pred = PredictionAlarm(PredictionRule(
-                rule_id=rule_id(rule), point=rule.point, limit=rule.limit,
-                horizon_s=rule.horizon, window_s=rule.window, bucket_s=max(rule.window / TREND_BUCKETS, 1.0),
-                unit=unit, direction=rule.direction, min_buckets=rule.min_samples,
-                what=f"{rule.point} {feature.replace('_', ' ')}" if feature else None, severity=rule.severity))
-            if feature is None:
-                add(rule.point, pred)
-            else:
-                built.waveform_trends.setdefault(rule.point, []).append((feature, pred))
-        elif isinstance(rule, cfg_rules.IsoZoneRule):
-            for asset in cfg.assets:
-                targets = [rule.point] if rule.point else (
-                    [p for p in asset.points if kinds.get(p) == "waveform"] if asset.name == rule.asset else [])
-                for point in targets:
-                    built.zone_overrides[point] = rule
-        elif isinstance(rule, cfg_rules.FaultRule):
-            built.fault_overrides[(rule.point, rule.fault)] = rule
-        when = getattr(rule, "when", None)
-        if when and made:
-            subject = getattr(rule, "point", "") or ""
-            scope: dict[str, str] = {}
-            for ref in _asset_points(cfg, subject):
-                scope.setdefault(ref.split("/", 1)[1], ref)
-            built.interlocks.append((Interlock(when), scope, made))
+                bucket_s = max(rule.window / TREND_BUCKETS, 1.0)
+                buckets = int(rule.window // bucket_s)
+                if rule.min_samples > buckets:
+                    raise ValueError(
+                        f"rule {rule_id(rule)} ({rule.point}): min_samples={rule.min_samples} is more than the "
+                        f"{buckets} samples a window of {rule.window:g} s holds (one per {bucket_s:g} s, at most "
+                        f"{TREND_BUCKETS}); lower min_samples or lengthen window")
+                feature = rule.feature_of(kinds.get(rule.point, "value"))
+                unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
+                pred = PredictionAlarm(PredictionRule(
+                    rule_id=rule_id(rule), point=rule.point, limit=rule.limit,
+                    horizon_s=rule.horizon, window_s=rule.window, bucket_s=bucket_s,
+                    unit=unit, direction=rule.direction, min_buckets=rule.min_samples,
+                    what=f"{rule.point} {feature.replace('_', ' ')}" if feature else None, severity=rule.severity))
+                if feature is None:
+                    add(rule.point, pred)
+                else:
+                    built.waveform_trends.setdefault(rule.point, []).append((feature, pred))
+            elif isinstance(rule, cfg_rules.IsoZoneRule):
+                for asset in cfg.assets:
+                    targets = [rule.point] if rule.point else (
+                        [p for p in asset.points if kinds.get(p) == "waveform"] if asset.name == rule.asset else [])
+                    for point in targets:
+                        built.zone_overrides[point] = rule
+            elif isinstance(rule, cfg_rules.FaultRule):
+                built.fault_overrides[(rule.point, rule.fault)] = rule
+            when = getattr(rule, "when", None)
+            if when and made:
+                subject = getattr(rule, "point", "") or ""
+                scope: dict[str, str] = {}
+                for ref in _asset_points(cfg, subject):
+                    scope.setdefault(ref.split("/", 1)[1], ref)
+                built.interlocks.append((Interlock(when), scope, made))
+        except ValueError as exc:
+            if problems is None:
+                raise
+            problems.append((index, str(exc)))
     return built
 
 

@@ -296,7 +296,7 @@ def test_when_names_of_an_asset_wide_iso_zone_rule_come_from_that_asset() -> Non
             "{kind: fault, point: plc/vib, fault: unbalance, consecutive: 0}",
             "consecutive: must be at least 1",
         ),
-        ("{kind: trend, point: plc/temp, limit: 1, min_samples: 2}", "min_samples: must be at least 3"),
+        ("{kind: trend, point: plc/temp, limit: 1, min_samples: 4}", "min_samples: must be at least 5"),
         ("{kind: trend, point: plc/temp, limit: 1, direction: up}", "unknown direction 'up'"),
         (
             "{kind: trend, point: plc/temp, limit: 1, feature: kurtosis}",
@@ -328,6 +328,14 @@ def test_when_names_of_an_asset_wide_iso_zone_rule_come_from_that_asset() -> Non
         ("{kind: stale, device: plc, when: running}", "rules[0].when: unknown key 'when'"),
         ("{kind: trend, point: plc/temp, limit: 1, when: running}", "rules[0].when: unknown key 'when'"),
         ("just-text", "rules[0]: expected a mapping (key: value), got 'just-text'"),
+        # accepted by the models, refused by the alarm diagnostics: check says so, run does not crash
+        ("{point: plc/temp, high: 10, high_high: 10}", "rules[0]: rule plc/temp:limit (plc/temp): high_high=10.0 "
+                                                       "must be above high=10.0"),
+        ("{point: plc/temp, high: 80, low: 70, deadband: 20}", "rules[0]: rule plc/temp:limit (plc/temp): limits "
+                                                               "overlap"),
+        ("{kind: rate, point: plc/temp, rise: 1, fall: 1, deadband: 5}", "deadband=5.0 must be >= 0 and below"),
+        ("{kind: trend, point: plc/temp, limit: 2000, window: 1m, min_samples: 500}",
+         "min_samples=500 is more than the 60 samples a window of 60 s holds"),
     ],
 )
 def test_bad_rules_are_named_precisely(line: str, message: str) -> None:

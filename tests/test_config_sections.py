@@ -155,6 +155,22 @@ def test_maintenance_duplicate_interval_names_are_refused() -> None:
     ]
 
 
+def test_a_hysteresis_that_would_never_let_the_machine_stop_is_refused() -> None:
+    errors = _errors(BASE + "assets:\n  - {name: m, maintenance: {speed_point: plc/speed, speed_threshold: 100, "
+                     "hysteresis: 500}}\n")
+    assert len(errors) == 1 and "assets[0].maintenance.hysteresis: a band of 500 puts the stop level at -150" \
+        in errors[0] and "use a band below 200" in errors[0], errors
+
+
+def test_an_unknown_bearing_model_is_refused_with_the_closest_one() -> None:
+    vib = "      - {name: vib, address: 100, kind: waveform, count: 1024, sample_rate: 10000}\n"
+    asset = "assets:\n  - {name: m, points: [plc/vib], bearings: [{point: plc/vib, model: SKF-6250}]}\n"
+    errors = _errors(BASE + vib + asset)
+    assert len(errors) == 1, errors
+    assert "assets[0].bearings[0].model: unknown bearing 'SKF-6250'" in errors[0]
+    assert "(did you mean SKF-6205?)" in errors[0]
+
+
 # ------------------------------------------------------------------------------------------ remote
 @pytest.mark.parametrize(
     ("text", "per_minute"),

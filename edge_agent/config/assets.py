@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from diagnostics.bearing_geometry import BEARINGS, bearing_by_name
 from edge_agent.config._base import ConfigModel, Issue, Name, PointRef, issues_error
 from edge_agent.config.maintenance import MaintenanceConfig
 
@@ -62,6 +64,19 @@ class Bearing(ConfigModel):
     model: str | None = Field(default=None, min_length=1, description="Catalogue designation, e.g. SKF-6205.")
     geometry: BearingGeometry | None = None
     multiples: BearingMultiples | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | None) -> str | None:
+        if model is not None:
+            try:
+                bearing_by_name(model)
+            except ValueError as exc:
+                close = difflib.get_close_matches(model.upper(), sorted(BEARINGS), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise PydanticCustomError("bearing_model", "{message}{hint}",
+                                          {"message": str(exc), "hint": hint}) from None
+        return model
 
     @model_validator(mode="after")
     def _one_description(self) -> Bearing:

@@ -117,7 +117,7 @@ def _validate(data: dict[str, Any], source: str, locate: Locator | None) -> Agen
     except ValidationError as exc:
         problems = _problems(exc, data)
     else:
-        problems = _driver_problems(config)
+        problems = _driver_problems(config) + _rule_problems(config)
         if not problems:
             return config
     lines: list[tuple[int, int | None, str]] = []
@@ -154,6 +154,17 @@ def _driver_problems(config: AgentConfig) -> list[tuple[Loc, str]]:
             except ValueError as exc:
                 problems.append((("devices", i), str(exc)))
     return problems
+
+
+def _rule_problems(config: AgentConfig) -> list[tuple[Loc, str]]:
+    """What the alarm diagnostics would refuse in rules the models accept (limits closer than twice the
+    deadband, a rate deadband not below the rate limits, a trend window the predictor cannot cut...): the
+    rules are built here as the agent builds them at start-up, so ``check`` refuses what ``run`` would."""
+    from edge_agent.rule_builder import build_rules
+
+    problems: list[tuple[int, str]] = []
+    build_rules(config, {}, problems)
+    return [(("rules", index), message) for index, message in problems]
 
 
 def _problems(exc: ValidationError, data: dict[str, Any]) -> list[tuple[Loc, str]]:

@@ -97,6 +97,11 @@ class MaintenanceConfig(ConfigModel):
                 issues.append(((threshold,), f"{threshold} applies with {source} only"))
         if self.hysteresis and self.running_point is not None:
             issues.append((("hysteresis",), "hysteresis applies to speed_point or current_point only"))
+        level = self.running_threshold
+        if level is not None and self.hysteresis >= 2 * level:
+            issues.append((("hysteresis",), f"a band of {self.hysteresis:g} puts the stop level at "
+                           f"{level - self.hysteresis / 2:g} (threshold minus half the band): the machine "
+                           f"would never count as stopped; use a band below {2 * level:g}"))
         issues += duplicate_issues([s.name for s in self.intervals], ("intervals",), "service interval")
         if issues:
             raise issues_error(issues)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from diagnostics.trend import MIN_SAMPLES as TREND_MIN_SAMPLES
 from edge_agent.config._base import Issue, PointRef, issues_error
 from edge_agent.config.rules_common import (
     InterlockedRule,
@@ -156,7 +157,8 @@ class TrendRule(RuleBase):
     horizon: Annotated[Duration, Field(gt=0)] = Field(
         default=14 * 86400.0, description="Warn when the limit is forecast within this time (e.g. 14d)."
     )
-    min_samples: int = Field(default=10, ge=3, description="Samples (buckets) needed before forecasting.")
+    min_samples: int = Field(default=10, ge=TREND_MIN_SAMPLES,
+                             description="Samples (buckets) needed before forecasting.")
     severity: Severity = "warning"
 
     def feature_of(self, point_kind: str) -> str | None:

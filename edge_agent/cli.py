@@ -33,8 +33,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from edge_agent.config.files import missing_files
     from edge_agent.errors import ConfigError
 
+    path = args.config or getattr(args, "config_option", None)
+    if path is None:
+        print("edge-agent check: give the config file: edge-agent check CONFIG (or -c CONFIG)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        cfg = load_config(Path(args.config))
+        cfg = load_config(Path(path))
     except ConfigError as exc:
         _print_config_errors(exc.errors)
         return EXIT_CONFIG
@@ -103,7 +107,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated plant + embedded broker + agent + live terminal view, all on this machine."""
     from edge_agent.data_dir_lock import DataDirInUseError
     from edge_agent.demo import run_demo
+    from edge_agent.simulate import check_scenario
 
+    try:
+        check_scenario(args.scenario)
+    except ValueError as exc:
+        print(f"edge-agent demo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         return asyncio.run(run_demo(args))
     except DataDirInUseError as exc:  # --config naming a data directory an agent already runs on
@@ -127,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check", help="validate a config file and summarise it")
-    p.add_argument("config", help="YAML config file")
+    p.add_argument("config", nargs="?", default=None, help="YAML config file")
+    p.add_argument("-c", "--config", dest="config_option", default=None, metavar="CONFIG",
+                   help="the same file, given as for run and buffer")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("schema", help="print the config file's JSON Schema")
@@ -151,9 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="outer_race",
                    help="simulated fault that grows over minutes (default outer_race; healthy for none)")
     p.set_defaults(func=cmd_demo)
+
+    # Parsed by their own modules (main() hands them over before this parser runs); listed for --help.
+    for name, summary in DELEGATED_HELP.items():
+        sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
+DELEGATED_HELP = {
+    "analyze": "vibration diagnostics of a recorded waveform file (npy, csv, wav, mat), as the agent runs them",
+    "remote": "talk to a running agent over MQTT: config push/get/history, commands (see 'remote --help')",
+    "buffer": "inspect the outbox on disk: stats, peek, purge (see 'buffer --help')",
+    "opcua-cert": "make a self-signed OPC UA client certificate and key for this gateway",
+}
 DELEGATED = {
     "analyze": "edge_agent.analyze",
     "remote": "edge_agent.remote.cli",

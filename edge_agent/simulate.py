@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +89,13 @@ async def run_simulator(args: argparse.Namespace) -> int:
     try:
         sim = await start_simulator(args.host, args.modbus_port, args.opcua_port, args.scenario, args.seed)
     except ValueError as exc:
-        print(f"edge-agent simulate: {exc}")
+        print(f"edge-agent simulate: {exc}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as exc:  # pymodbus says RuntimeError("Could not start listen...")
+        ports = f"--modbus-port {args.modbus_port}" + (f" / --opcua-port {args.opcua_port}" if args.opcua_port else "")
+        print(f"edge-agent simulate: cannot listen on {args.host} ({ports}): {exc}; is another simulator "
+              "running there? pick other ports", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

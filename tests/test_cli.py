@@ -95,3 +95,33 @@ def test_opcua_cert_writes_a_pair_with_the_drivers_application_uri(tmp_path: Pat
     assert "gw-7" in san.get_values_for_type(x509.DNSName)
     assert key.stat().st_mode & 0o077 == 0
     assert main(["opcua-cert", str(cert), str(key)]) == 2  # refuses to overwrite without --force
+
+
+def test_check_takes_the_config_as_run_and_buffer_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", str(ROOT / "config/demo.yaml")]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["check"]) == 2
+    assert "give the config file" in capsys.readouterr().err
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("run", "check", "schema", "simulate", "demo", "analyze", "remote", "buffer", "opcua-cert"):
+        assert f"\n    {command} " in out, (command, out)
+
+
+def test_bad_scenarios_and_busy_ports_get_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--scenario", "nonsense", "--duration", "1", "--plain"]) == 2
+    assert capsys.readouterr().err.startswith("edge-agent demo: unknown scenario 'nonsense'; choose one of:")
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--modbus-port", str(port), "--duration", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"edge-agent simulate: cannot listen on 127.0.0.1 (--modbus-port {port})" in err
+    assert "Traceback" not in err

@@ -74,13 +74,20 @@ def _point_rule_id(rule: RuleBase, point: str, kind: str) -> str:
     return rule.name if getattr(rule, "point", None) else f"{rule.name}:{point}"
 
 
-def _points_of(cfg: AgentConfig, rule: RuleBase) -> list[str]:
+def _points_of(cfg: AgentConfig, rule: RuleBase, polled_only: bool = False) -> list[str]:
+    """The points a point-or-device rule watches; ``polled_only`` leaves a device's subscribed points out."""
     point = getattr(rule, "point", None)
     if point:
         return [point]
     device = getattr(rule, "device", None)
     return [f"{d.name}/{p.name}" for d in cfg.devices if d.name == device for p in d.points
-            if getattr(p, "kind", "value") == "value"]
+            if getattr(p, "kind", "value") == "value"
+            and not (polled_only and getattr(p, "mode", "poll") == "subscribe")]
+
+
+def _subscribed(cfg: AgentConfig) -> set[str]:
+    """``device/point`` of every point the device pushes (OPC UA ``mode: subscribe``)."""
+    return {f"{d.name}/{p.name}" for d in cfg.devices for p in d.points if getattr(p, "mode", "poll") == "subscribe"}
 
 
 def _asset_points(cfg: AgentConfig, point: str) -> list[str]:
@@ -101,6 +108,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
     update_s = cfg.alarms.update_interval
     kinds = {f"{d.name}/{p.name}": getattr(p, "kind", "value") for d in cfg.devices for p in d.points}
     poll = {f"{d.name}/{p.name}": d.poll_interval for d in cfg.devices for p in d.points}
+    subscribed = _subscribed(cfg)
 
     def add(point: str, alarm: RuleAlarm) -> None:
         built.by_point.setdefault(point, []).append(alarm)
@@ -141,7 +149,14 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                     built.references.setdefault(rule.reference_point, []).append(dev)
                 made.append(dev)
             elif isinstance(rule, cfg_rules.StaleRule):
-                for point in _points_of(cfg, rule):
+                # A subscribed point is pushed on change only: a steady value would look stale. Its
+                # driver marks it bad when the subscription stops, which a bad_quality rule watches.
+                if rule.point and rule.point in subscribed:
+                    raise ValueError(
+                        f"rule {rule_id(rule)} ({rule.point}): the point is subscribed (mode: subscribe), so "
+                        "the server sends it only when it changes and a steady value would look stale; watch "
+                        "it with a bad_quality rule (it goes bad when the subscription stops), or poll it")
+                for point in _points_of(cfg, rule, polled_only=True):
                     alarm = StaleAlarm(StaleRule(
                         rule_id=_point_rule_id(rule, point, "stale"), point=point,
                         interval_s=poll.get(point, 1.0), missed_intervals=rule.intervals, severity=rule.severity))

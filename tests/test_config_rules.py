@@ -449,3 +449,24 @@ def test_when_bindings_map_expression_names_to_points() -> None:
     assert cfg.when_bindings(zone) == {"running": "plc/running"}
     assert cfg.when_bindings(stale) == {}
     assert [a.name for a in cfg.assets_of("plc/temp")] == ["pump"] and cfg.assets_of("aux/speed") == []
+
+
+def test_stale_rules_leave_subscribed_points_to_bad_quality() -> None:
+    """A subscribed OPC UA point is pushed on change only: a steady value is not stale. A stale rule on one
+    is refused with the fix; a device-wide stale rule watches the device's polled points only."""
+    from edge_agent.rule_builder import build_rules
+
+    base = {
+        "agent": {"id": "gw", "site": "s"},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840", "points": [
+            {"name": "flow", "node": "ns=2;s=F", "mode": "subscribe"}, {"name": "temp", "node": "ns=2;s=T"}]}],
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config_data({**base, "rules": [{"kind": "stale", "point": "ua/flow"}]}, "t")
+    assert info.value.errors == [
+        "t: rules[0]: rule ua/flow:stale (ua/flow): the point is subscribed (mode: subscribe), so the server sends "
+        "it only when it changes and a steady value would look stale; watch it with a bad_quality rule (it goes "
+        "bad when the subscription stops), or poll it"]
+    cfg = load_config_data({**base, "rules": [{"kind": "stale", "device": "ua"}]}, "t")
+    assert list(build_rules(cfg, {}).by_point) == ["ua/temp"]

@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # trend predictions need numpy: imported only for a config wi
 
 #: Trend buckets: the window is cut into this many buckets (one median value each) for the robust fit.
 TREND_BUCKETS = 200
+#: Waveform features that are ratios (no unit): a trend of them is not in the point's unit.
+DIMENSIONLESS_FEATURES = frozenset({"crest_factor", "kurtosis"})
 
 
 @dataclass(slots=True)
@@ -179,7 +181,8 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                         f"{buckets} samples a window of {rule.window:g} s holds (one per {bucket_s:g} s, at most "
                         f"{TREND_BUCKETS}); lower min_samples or lengthen window")
                 feature = rule.feature_of(kinds.get(rule.point, "value"))
-                unit = "mm/s" if feature == "velocity_rms" else units.get(rule.point, "")
+                unit = ("mm/s" if feature == "velocity_rms" else "" if feature in DIMENSIONLESS_FEATURES
+                        else units.get(rule.point, ""))
                 pred = PredictionAlarm(PredictionRule(
                     rule_id=rule_id(rule), point=rule.point, limit=rule.limit,
                     horizon_s=rule.horizon, window_s=rule.window, bucket_s=bucket_s,

@@ -470,3 +470,20 @@ def test_stale_rules_leave_subscribed_points_to_bad_quality() -> None:
         "bad when the subscription stops), or poll it"]
     cfg = load_config_data({**base, "rules": [{"kind": "stale", "device": "ua"}]}, "t")
     assert list(build_rules(cfg, {}).by_point) == ["ua/temp"]
+
+
+def test_trends_of_ratio_features_carry_no_unit() -> None:
+    """Kurtosis and crest factor are ratios: '... will reach 6 g' would be wrong; velocity is mm/s."""
+    from edge_agent.rule_builder import build_rules
+
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s"},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "plc", "protocol": "modbus_tcp", "host": "127.0.0.1", "points": [
+            {"name": "vib", "address": 0, "kind": "waveform", "count": 1024, "sample_rate": 10000, "unit": "g"}]}],
+        "rules": [{"kind": "trend", "name": f, "point": "plc/vib", "limit": 6, "feature": f}
+                  for f in ("kurtosis", "crest_factor", "rms", "velocity_rms")],
+    }, "t")
+    trends = build_rules(cfg, {"plc/vib": "g"}).waveform_trends["plc/vib"]
+    assert [(feature, alarm.rule.unit) for feature, alarm in trends] == [
+        ("kurtosis", ""), ("crest_factor", ""), ("rms", "g"), ("velocity_rms", "mm/s")]

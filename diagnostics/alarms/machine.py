@@ -487,11 +487,19 @@ class AlarmMachine:
         a = self._active
         if a is None:
             return up
-        sustained = a.name in self._met_since or ts - self._unmet_since.get(a.name, ts) < self.timing.off_delay_s
+        off_delay = self.timing.off_delay_s
+        sustained = a.name in self._met_since or ts - self._unmet_since.get(a.name, ts) < off_delay
         if sustained:
             if up is not None and up.side == a.side and up.rank > a.rank:
                 return up
             return a
+        # The active level's off-delay ran out; a lower level of the same side that still holds (met now, or
+        # unmet for less than its own off-delay) takes over: high-high straight back to normal keeps high for
+        # the off-delay of high, it does not clear at once.
+        held = next((lv for lv in self._levels if lv.side == a.side and lv.rank < a.rank and (
+            lv.name in self._met_since or ts - self._unmet_since.get(lv.name, -math.inf) < off_delay)), None)
+        if held is not None and (up is None or (up.side == held.side and up.rank <= held.rank)):
+            return held
         return up
 
     def _evaluate(self, ts: float) -> list[AlarmEvent]:

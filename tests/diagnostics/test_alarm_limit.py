@@ -167,6 +167,19 @@ CASES: list[tuple[str, dict[str, object], list[S], list[tuple[float, str, str]]]
         [(0, "raised", "high"), (1, "cleared", "high"), (1, "raised", "low"), (2, "cleared", "low")],
     ),
     (
+        "off_delay: high-high straight back to normal steps down to high for the off-delay of high",
+        dict(high=80, high_high=95, deadband=2, on_delay_s=10, off_delay_s=30),
+        [*(S(t, 97) for t in range(0, 100)), *(S(t, 90) for t in range(100, 120)),
+         *(S(t, 70) for t in range(120, 160))],
+        [(10, "raised", "high_high"), (130, "updated", "high"), (150, "cleared", "high")],
+    ),
+    (
+        "off_delay: high-high to normal with ticks only (samples on change)",
+        dict(high=80, high_high=95, on_delay_s=10, off_delay_s=30),
+        [S(0, 97), T(10), S(20, 70), T(49), T(50), T(51)],
+        [(10, "raised", "high_high"), (50, "cleared", "high_high")],
+    ),
+    (
         "a sample older than the newest is ignored",
         dict(high=80),
         [S(10, 70), S(5, 99), S(11, 70)],

@@ -33,6 +33,7 @@ from diagnostics.alarms import (
     DeviationAlarm,
     FaultAlarm,
     FaultRule,
+    Interlock,
     LimitAlarm,
     RuleAlarm,
     StaleAlarm,
@@ -147,6 +148,7 @@ class AlarmStage:
             for key in asset.points:
                 self._asset_of.setdefault(key, asset.name)
         self.rules = build_rules(cfg, units)
+        self._update_interval_s = cfg.alarms.update_interval
         self.counters = build_counters(cfg)
         self._counter_sources: dict[str, list[str]] = {}
         for asset_name, (_c, source, _kind) in self.counters.items():
@@ -170,7 +172,11 @@ class AlarmStage:
                     boundaries_mm_s=(limits.ab_mm_s, limits.bc_mm_s, limits.cd_mm_s),
                     severity_c=zone.severity.zone_c if zone else "warning",
                     severity_d=zone.severity.zone_d if zone else "critical",
-                    on_delay_s=zone.on_delay if zone else 0.0, off_delay_s=zone.off_delay if zone else 0.0))
+                    on_delay_s=zone.on_delay if zone else 0.0, off_delay_s=zone.off_delay if zone else 0.0,
+                    min_update_interval_s=zone.update_interval_s(cfg.alarms.update_interval) if zone else 0.0))
+                gate = self.rules.vibration_gates.get((key, "iso_zone"))
+                if gate is not None:  # when: judged with the asset's latest values, like a limit rule's
+                    gate[2].append(self.zone_alarms[key])
                 self.fault_alarms[key] = {}
         self._plans = self._build_plans()
         storm = cfg.alarms.storm
@@ -276,10 +282,15 @@ class AlarmStage:
             latest = self._latest
             now = time.time()
             for interlock, scope, gated in rules.interlocks:
-                values = {name: latest.get(ref) for name, ref in scope.items()}
-                values.update({ref: latest.get(ref) for ref in interlock.names if "/" in ref})
-                events.extend(interlock.apply(now, values, gated))  # type: ignore[arg-type]
+                events.extend(interlock.apply(now, self._interlock_values(interlock, scope), gated))
         await self._publish(events)
+
+    def _interlock_values(self, interlock: Interlock, scope: dict[str, str]) -> dict[str, Any]:
+        """The latest values an interlock reads: its asset's points by short name, other points by key."""
+        latest = self._latest
+        values: dict[str, Any] = {name: latest.get(ref) for name, ref in scope.items()}
+        values.update({ref: latest.get(ref) for ref in interlock.names if "/" in ref})
+        return values
 
     def _feed_others(self, plan: _PointPlan, r: Reading, value: float | None, ts: float) -> list[AlarmEvent]:
         """Feed one reading to the deviation references and maintenance counters of its point."""
@@ -326,8 +337,16 @@ class AlarmStage:
                     alarm = faults[name] = FaultAlarm(FaultRule(
                         rule_id=(override.name if override and override.name else f"{key}:{name}"), point=key,
                         fault=name, threshold=0.5, consecutive=consecutive, clear_threshold=0.5,
-                        clear_consecutive=clear, severity=override.severity if override else "warning"))
+                        clear_consecutive=clear, severity=override.severity if override else "warning",
+                        min_update_interval_s=override.update_interval_s(self._update_interval_s) if override
+                        else 0.0))
                     self._restore_one(alarm)
+                    gate = self.rules.vibration_gates.get((key, name))
+                    if gate is not None:  # made on demand: its when: applies from this capture on
+                        interlock, scope, gated = gate
+                        gated.append(alarm)
+                        events.extend(interlock.apply(time.time(), self._interlock_values(interlock, scope),
+                                                      [alarm]))
                 events.extend(alarm.update_capture(ts_s, 1.0 if detected else 0.0,
                                                    {"score": score, "indicator": evidence}))
         await self._publish(events)

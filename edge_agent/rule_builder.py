@@ -38,6 +38,10 @@ TREND_BUCKETS = 200
 DIMENSIONLESS_FEATURES = frozenset({"crest_factor", "kurtosis"})
 
 
+InterlockEntry = tuple[Interlock, dict[str, str], list[RuleAlarm]]
+"""A ``when:`` interlock, its names resolved to points (``name -> device/point``), and the alarms it gates."""
+
+
 @dataclass(slots=True)
 class BuiltRules:
     """Every alarm of one config, indexed the way the alarm stage feeds them."""
@@ -47,7 +51,10 @@ class BuiltRules:
     waveform_trends: dict[str, list[tuple[str, PredictionAlarm]]] = field(default_factory=dict)
     zone_overrides: dict[str, cfg_rules.IsoZoneRule] = field(default_factory=dict)
     fault_overrides: dict[tuple[str, str], cfg_rules.FaultRule] = field(default_factory=dict)
-    interlocks: list[tuple[Interlock, dict[str, str], list[RuleAlarm]]] = field(default_factory=list)
+    interlocks: list[InterlockEntry] = field(default_factory=list)
+    #: The interlock entries of iso_zone and fault rules with ``when:``, by ``(point, "iso_zone" | fault)``:
+    #: the alarm stage adds the alarm to the entry's gated list when it makes it.
+    vibration_gates: dict[tuple[str, str], InterlockEntry] = field(default_factory=dict)
 
     def all(self) -> Iterator[RuleAlarm]:
         """Every value-driven alarm (each once)."""
@@ -97,6 +104,18 @@ def _asset_points(cfg: AgentConfig, point: str) -> list[str]:
         if point in asset.points:
             return list(asset.points)
     return []
+
+
+def _interlock(built: BuiltRules, cfg: AgentConfig, when: str, subject: str,
+               gated: list[RuleAlarm] | None = None) -> InterlockEntry:
+    """Register the ``when:`` interlock of a rule on ``subject`` (names resolve among its asset's points),
+    gating ``gated`` (a list the caller may fill later, for alarms made on demand)."""
+    scope: dict[str, str] = {}
+    for ref in _asset_points(cfg, subject):
+        scope.setdefault(ref.split("/", 1)[1], ref)
+    entry: InterlockEntry = (Interlock(when), scope, gated if gated is not None else [])
+    built.interlocks.append(entry)
+    return entry
 
 
 def build_rules(cfg: AgentConfig, units: dict[str, str],
@@ -193,20 +212,30 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                 else:
                     built.waveform_trends.setdefault(rule.point, []).append((feature, pred))
             elif isinstance(rule, cfg_rules.IsoZoneRule):
-                for asset in cfg.assets:
-                    targets = [rule.point] if rule.point else (
-                        [p for p in asset.points if kinds.get(p) == "waveform"] if asset.name == rule.asset else [])
-                    for point in targets:
-                        built.zone_overrides[point] = rule
+                targets = [rule.point] if rule.point else [
+                    p for asset in cfg.assets if asset.name == rule.asset for p in asset.points
+                    if kinds.get(p) == "waveform"]
+                for point in dict.fromkeys(targets):
+                    other = built.zone_overrides.get(point)
+                    if other is not None:
+                        raise ValueError(
+                            f"rule {rule_id(rule)}: {point} is already watched by iso_zone rule {rule_id(other)}; "
+                            "one iso_zone rule per waveform point (drop one of them)")
+                    built.zone_overrides[point] = rule
+                    if rule.when:
+                        built.vibration_gates[(point, "iso_zone")] = _interlock(built, cfg, rule.when, point)
             elif isinstance(rule, cfg_rules.FaultRule):
+                other_fault = built.fault_overrides.get((rule.point, rule.fault))
+                if other_fault is not None:
+                    raise ValueError(
+                        f"rule {rule_id(rule)}: {rule.fault} of {rule.point} is already watched by fault rule "
+                        f"{rule_id(other_fault)}; one fault rule per point and fault (drop one of them)")
                 built.fault_overrides[(rule.point, rule.fault)] = rule
+                if rule.when:
+                    built.vibration_gates[(rule.point, rule.fault)] = _interlock(built, cfg, rule.when, rule.point)
             when = getattr(rule, "when", None)
             if when and made:
-                subject = getattr(rule, "point", "") or ""
-                scope: dict[str, str] = {}
-                for ref in _asset_points(cfg, subject):
-                    scope.setdefault(ref.split("/", 1)[1], ref)
-                built.interlocks.append((Interlock(when), scope, made))
+                built.interlocks.append(_interlock(built, cfg, when, getattr(rule, "point", "") or "", made))
         except ValueError as exc:
             if problems is None:
                 raise

@@ -146,3 +146,48 @@ async def test_bearing_fault_in_two_consecutive_captures_raises_one_alert_with_e
     message = str(raised[0]["message"])
     assert message.startswith("ua/vib: bearing outer-race defect detected at ") and "Hz" in message
     assert raised[0]["asset"] == "pump-1" and raised[0]["kind"] == "fault"
+
+
+async def test_when_gates_zone_and_fault_rules_too(tmp_path: Path) -> None:
+    """iso_zone and fault rules honour when: (they were raised whether the machine ran or not) and pass
+    their min_update_interval on."""
+    from diagnostics.bearing_geometry import bearing_by_name
+    from diagnostics.vibration import analyze_waveform
+    from drivers.sim.vibration import MachineVibration
+
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path)},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840", "points": [
+            {"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": "12800Hz", "unit": "g"},
+            {"name": "running", "node": "ns=2;s=R"}]}],
+        "assets": [{"name": "pump-1", "points": ["ua/vib", "ua/running"],
+                    "machine": {"group": 2, "foundation": "rigid"},
+                    "bearings": [{"point": "ua/vib", "model": "SKF-6205"}]}],
+        "rules": [{"kind": "iso_zone", "asset": "pump-1", "when": "running", "min_update_interval": "10m"},
+                  {"kind": "fault", "name": "outer", "point": "ua/vib", "fault": "bearing_outer_race",
+                   "consecutive": 2, "when": "running", "min_update_interval": "1h"}],
+    }, "gated-vibration")
+    sink = Sink()
+    stage = AlarmStage(cfg, {}, sink, tmp_path)
+    zone = stage.zone_alarms["ua/vib"]
+    assert zone.rule.min_update_interval_s == 600.0
+    machine = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=5, ramp_s=1.0)
+
+    async def captures(start_s: float, running: bool) -> None:
+        for i in range(3):
+            ts = start_s + i
+            await stage.on_readings("ua", [r("running", running, ts)])
+            result = analyze_waveform(machine.capture(ts, 16384), 12800.0, speed_hz=24.7,
+                                      bearing=bearing_by_name("SKF-6205"))
+            assert "bearing_outer_race" in result.diagnosis
+            await stage.on_vibration("pump-1", "ua/vib", result, ts)
+
+    await captures(100.0, running=False)
+    assert not zone.enabled and [b for _t, b in sink.records if b["state"] == "raised"] == []
+    assert not stage.fault_alarms["ua/vib"]["bearing_outer_race"].enabled
+    await captures(200.0, running=True)
+    assert zone.enabled
+    raised = [b for _t, b in sink.records if b["state"] == "raised"]
+    assert [b["rule"] for b in raised if b["kind"] == "fault"] == ["outer"]
+    assert stage.fault_alarms["ua/vib"]["bearing_outer_race"].rule.min_update_interval_s == 3600.0

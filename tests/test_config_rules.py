@@ -64,6 +64,16 @@ def _rules(*lines: str) -> str:
     return HEAD + "".join(f"  - {line}\n" for line in lines)
 
 
+def _rules_with_skid(*lines: str) -> str:
+    """:func:`_rules` plus a second asset, ``skid``, with its own waveform point ``aux/vib``."""
+    head = HEAD.replace("      - {name: enable, table: coil, address: 0}\n",
+                        "      - {name: enable, table: coil, address: 0}\n      - {name: vib, table: input, "
+                        "address: 100, type: int16, kind: waveform, count: 1024, sample_rate: 10kHz}\n")
+    head = head.replace("rules:\n", "  - {name: skid, points: [aux/vib], machine: {group: 1, foundation: rigid}}\n"
+                                     "rules:\n")
+    return head + "".join(f"  - {line}\n" for line in lines)
+
+
 def _errors(text: str) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load_config_text(text, "t.yaml")
@@ -184,8 +194,8 @@ def test_comms_rules_watch_a_point_or_a_device() -> None:
 
 def test_vibration_rules() -> None:
     cfg = load_config_text(
-        _rules(
-            "{kind: iso_zone, asset: pump}",
+        _rules_with_skid(
+            "{kind: iso_zone, asset: skid}",
             "{kind: iso_zone, point: plc/vib, severity: {zone_c: info}, on_delay: 1m, when: running}",
             "{kind: fault, point: plc/vib, fault: unbalance}",
             "{kind: fault, point: plc/vib, fault: bearing_outer_race, consecutive: 2, clear_consecutive: 4,"
@@ -193,7 +203,7 @@ def test_vibration_rules() -> None:
         )
     )
     by_asset, by_point, unbalance, outer = cfg.rules
-    assert isinstance(by_asset, IsoZoneRule) and (by_asset.asset, by_asset.point) == ("pump", None)
+    assert isinstance(by_asset, IsoZoneRule) and (by_asset.asset, by_asset.point) == ("skid", None)
     assert (by_asset.severity.zone_c, by_asset.severity.zone_d) == ("warning", "critical")
     assert isinstance(by_point, IsoZoneRule)
     assert (by_point.severity.zone_c, by_point.severity.zone_d, by_point.on_delay) == (
@@ -410,12 +420,12 @@ def test_schema_offers_one_definition_per_rule_kind() -> None:
 
 def test_rule_ids_are_the_name_or_derived_from_target_and_kind() -> None:
     cfg = load_config_text(
-        _rules(
+        _rules_with_skid(
             "{point: plc/temp, high: 80}",
             "{name: temp-low, point: plc/temp, low: 5}",
             "{kind: rate, point: plc/temp, rise: 1}",
             "{kind: stale, device: aux}",
-            "{kind: iso_zone, asset: pump}",
+            "{kind: iso_zone, asset: skid}",
             "{kind: iso_zone, point: plc/vib}",
             "{kind: fault, point: plc/vib, fault: bearing_ball}",
         )
@@ -425,7 +435,7 @@ def test_rule_ids_are_the_name_or_derived_from_target_and_kind() -> None:
         "temp-low",
         "plc/temp:rate",
         "aux:stale",
-        "pump:iso_zone",
+        "skid:iso_zone",
         "plc/vib:iso_zone",
         "plc/vib:bearing_ball",
     ]
@@ -487,3 +497,24 @@ def test_trends_of_ratio_features_carry_no_unit() -> None:
     trends = build_rules(cfg, {"plc/vib": "g"}).waveform_trends["plc/vib"]
     assert [(feature, alarm.rule.unit) for feature, alarm in trends] == [
         ("kurtosis", ""), ("crest_factor", ""), ("rms", "g"), ("velocity_rms", "mm/s")]
+
+
+def test_one_iso_zone_rule_per_waveform_point() -> None:
+    """Two iso_zone rules on one point (an asset rule and a point rule) used to have the last one win,
+    silently; so did two fault rules on one point and fault."""
+    base = {
+        "agent": {"id": "gw", "site": "s"},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840", "points": [
+            {"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": 12800}]}],
+        "assets": [{"name": "pump", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"}}],
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config_data({**base, "rules": [{"kind": "iso_zone", "name": "z1", "asset": "pump"},
+                                            {"kind": "iso_zone", "point": "ua/vib"}]}, "t")
+    assert info.value.errors == ["t: rules[1]: rule ua/vib:iso_zone: ua/vib is already watched by iso_zone rule "
+                                 "z1; one iso_zone rule per waveform point (drop one of them)"]
+    with pytest.raises(ConfigError) as info:
+        load_config_data({**base, "rules": [{"kind": "fault", "name": f"f{i}", "point": "ua/vib",
+                                             "fault": "unbalance"} for i in (1, 2)]}, "t")
+    assert "rules[1]: rule f2: unbalance of ua/vib is already watched by fault rule f1" in info.value.errors[0]

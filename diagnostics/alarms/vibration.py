@@ -117,6 +117,7 @@ class FaultRule:
     clear_consecutive: int = 3
     severity: str = "warning"
     unit: str = ""
+    min_update_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"rule {self.rule_id} ({self.point}, {self.fault})"
@@ -150,7 +151,8 @@ class FaultAlarm(RuleAlarm):
         self._above = 0
         self._below = 0
         self._on = False
-        super().__init__(AlarmIdentity(rule.rule_id, self.kind, rule.point, rule.unit), [self._level], Timing())
+        super().__init__(AlarmIdentity(rule.rule_id, self.kind, rule.point, rule.unit), [self._level],
+                         Timing(min_update_interval_s=rule.min_update_interval_s))
 
     def update_capture(
         self,

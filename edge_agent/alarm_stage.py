@@ -265,7 +265,7 @@ class AlarmStage:
                 raw = r.value
                 if plan.interlock_input:
                     latest[plan.key] = raw if r.quality is Quality.GOOD else None
-                value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+                value = float(raw) if isinstance(raw, (int, float)) else None  # on/off states as 1.0 / 0.0
                 ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
                 for alarm, limit, stale in plan.alarms:
                     if limit is not None:

@@ -130,6 +130,15 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
     kinds = {f"{d.name}/{p.name}": getattr(p, "kind", "value") for d in cfg.devices for p in d.points}
     poll = {f"{d.name}/{p.name}": d.poll_interval for d in cfg.devices for p in d.points}
     subscribed = _subscribed(cfg)
+    texts = {f"{d.name}/{p.name}" for d in cfg.devices for p in d.points if getattr(p, "type", None) == "string"}
+
+    def numeric(rule: cfg_rules.ThresholdRule | cfg_rules.RateRule | cfg_rules.DeviationRule
+                | cfg_rules.TrendRule) -> None:
+        """A rule judging a value needs a number (an on/off state counts as 0 or 1); text never is one."""
+        for ref in (rule.point, getattr(rule, "reference_point", None)):
+            if ref in texts:
+                raise ValueError(f"rule {rule_id(rule)} ({rule.point}): {ref} is a text point (type: string); a "
+                                 f"{rule.kind} rule needs a number, so it would never fire")
 
     def add(point: str, alarm: RuleAlarm) -> None:
         built.by_point.setdefault(point, []).append(alarm)
@@ -140,6 +149,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
             min_update_s = update_s if interval is None else interval
             made: list[RuleAlarm] = []
             if isinstance(rule, cfg_rules.ThresholdRule):
+                numeric(rule)
                 alarm: RuleAlarm = LimitAlarm(LimitRule(
                     rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
                     high=rule.high, high_high=rule.high_high, low=rule.low, low_low=rule.low_low,
@@ -149,6 +159,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                 add(rule.point, alarm)
                 made.append(alarm)
             elif isinstance(rule, cfg_rules.RateRule):
+                numeric(rule)
                 alarm = RateAlarm(RateRule(
                     rule_id=rule_id(rule), point=rule.point, window_s=rule.window,
                     unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",
@@ -158,6 +169,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                 add(rule.point, alarm)
                 made.append(alarm)
             elif isinstance(rule, cfg_rules.DeviationRule):
+                numeric(rule)
                 dev = DeviationAlarm(DeviationRule(
                     rule_id=rule_id(rule), point=rule.point, unit=units.get(rule.point, ""),
                     reference_point=rule.reference_point, baseline=rule.baseline, high=rule.high,
@@ -190,6 +202,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                         off_delay_s=rule.off_delay, severity=rule.severity))
                     add(point, alarm)
             elif isinstance(rule, cfg_rules.TrendRule):
+                numeric(rule)
                 from diagnostics.alarms.prediction import PredictionAlarm, PredictionRule
 
                 bucket_s = max(rule.window / TREND_BUCKETS, 1.0)

@@ -191,3 +191,14 @@ async def test_when_gates_zone_and_fault_rules_too(tmp_path: Path) -> None:
     raised = [b for _t, b in sink.records if b["state"] == "raised"]
     assert [b["rule"] for b in raised if b["kind"] == "fault"] == ["outer"]
     assert stage.fault_alarms["ua/vib"]["bearing_outer_race"].rule.min_update_interval_s == 3600.0
+
+
+async def test_a_threshold_on_an_on_off_point_fires_when_it_turns_on(tmp_path: Path) -> None:
+    """On/off states count as 1 and 0 (they were dropped as 'not a number': the rule never fired)."""
+    sink = Sink()
+    stage = AlarmStage(config(tmp_path, [{"name": "running-on", "point": "plc/running", "high": 0.5}]), {}, sink,
+                       tmp_path)
+    await feed(stage, 100.0, running=False)
+    await feed(stage, 101.0, running=True)
+    await feed(stage, 102.0, running=False)
+    assert sink.states() == [("running-on", "raised"), ("running-on", "cleared")]

@@ -141,7 +141,7 @@ async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence
             latest[key] = raw if good else None
         if not (alarms or references or counted):
             continue
-        value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        value = float(raw) if isinstance(raw, (int, float)) else None  # on/off states as 1.0 / 0.0
         latest[key] = raw if good else None
         ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
         for alarm in alarms or ():

@@ -518,3 +518,20 @@ def test_one_iso_zone_rule_per_waveform_point() -> None:
         load_config_data({**base, "rules": [{"kind": "fault", "name": f"f{i}", "point": "ua/vib",
                                              "fault": "unbalance"} for i in (1, 2)]}, "t")
     assert "rules[1]: rule f2: unbalance of ua/vib is already watched by fault rule f1" in info.value.errors[0]
+
+
+def test_rules_that_judge_a_value_refuse_a_text_point() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_data({
+            "agent": {"id": "gw", "site": "s"},
+            "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+            "devices": [{"name": "plc", "protocol": "modbus_tcp", "host": "127.0.0.1", "points": [
+                {"name": "state", "address": 0, "type": "string", "length": 8}, {"name": "t", "address": 10}]}],
+            "rules": [{"point": "plc/state", "high": 1}, {"kind": "deviation", "point": "plc/t",
+                                                          "reference_point": "plc/state", "high": 1}],
+        }, "t")
+    assert info.value.errors == [
+        "t: rules[0]: rule plc/state:limit (plc/state): plc/state is a text point (type: string); a threshold "
+        "rule needs a number, so it would never fire",
+        "t: rules[1]: rule plc/t:deviation (plc/t): plc/state is a text point (type: string); a deviation rule "
+        "needs a number, so it would never fire"]

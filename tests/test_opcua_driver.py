@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -378,3 +379,24 @@ async def test_connect_to_nothing_raises_driver_error_and_read_reports_bad() -> 
     assert result.readings[0].quality is Quality.BAD and "cannot connect" in str(result.readings[0].reason)
     assert driver.comms.state is CommsState.DOWN and driver.comms.last_error
     await driver.close()
+
+
+async def test_a_node_the_server_does_not_know_is_logged_once_and_is_the_last_error(
+        sim: OpcUaSimServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A NodeId that parses but is unknown on the server (a typo) used to leave only 'degraded' with no
+    error and no log line: now the device says which point and why, once until it reads again."""
+    spec = OpcUaDeviceSpec(name="plc", endpoint=sim.endpoint,
+                           points=(p("speed", "Motor.Speed"), OpcUaPointSpec(name="sped", node="ns=2;s=Motor.Sped")))
+    driver = OpcUaDriver(spec)
+    await driver.connect()
+    try:
+        with caplog.at_level(logging.INFO, logger="drivers.opcua.client"):
+            for _ in range(3):
+                await driver.read()
+        assert driver.comms.state is CommsState.DEGRADED
+    finally:
+        await driver.close()
+    assert driver.comms.last_error is not None and driver.comms.last_error.startswith("point 'sped': ")
+    assert "BadNodeIdUnknown" in driver.comms.last_error
+    warned = [r.getMessage() for r in caplog.records if "'sped' is BAD" in r.getMessage()]
+    assert len(warned) == 1, warned

@@ -113,6 +113,7 @@ class OpcUaDriver:
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._subscribed_told_bad = False  # the sink has the subscribed points as BAD (see _subscribed_bad)
+        self._bad_polled: dict[str, str] = {}  # polled points reading BAD -> reason (see _settle_state)
         #: The server's OperationLimits (0 = none): Read and CreateMonitoredItems calls are split to fit.
         self.max_nodes_per_read = 0
         self.max_monitored_items_per_call = 0
@@ -440,8 +441,23 @@ class OpcUaDriver:
         return result
 
     def _settle_state(self, result: ReadResult) -> None:
-        bad = any(r.quality is Quality.BAD for r in result.readings) or self._has_point_errors()
-        self.comms.state = CommsState.DEGRADED if bad else CommsState.OK
+        """DEGRADED while some point reads BAD (OK otherwise). A point the server refuses (e.g.
+        BadNodeIdUnknown: a NodeId typo) is logged once until it reads again, and is the device's
+        ``last_error``, as a refused Modbus request is: the status then says why, not just 'degraded'."""
+        bad = {r.point: r.reason or "bad quality" for r in result.readings if r.quality is Quality.BAD}
+        for name, reason in bad.items():
+            target = self._targets.get(name)  # a point that did not resolve was logged when resolving
+            if self._bad_polled.get(name) != reason and (target is None or target.error is None):
+                log.warning("%s: point %r is BAD: %s (logged once until it recovers)", self.name, name, reason)
+        for name in self._bad_polled.keys() - bad.keys():
+            log.info("%s: point %r reads again", self.name, name)
+        self._bad_polled = bad
+        if bad:
+            name, reason = next(iter(bad.items()))
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            self.comms.last_error = f"point {name!r}: {reason}{more}"
+            self.comms.last_error_ts = time.time()
+        self.comms.state = CommsState.DEGRADED if bad or self._has_point_errors() else CommsState.OK
 
     # ------------------------------------------------------------------ subscription
     async def _create_subscription(self, client: Client) -> None:

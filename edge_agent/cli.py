@@ -45,9 +45,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(config_summary(cfg))
     problems = missing_files(cfg)
     if problems:
-        print(f"\n{len(problems)} referenced file(s) missing or unreadable on this machine:", file=sys.stderr)
+        print(f"\n{len(problems)} referenced file(s) or password variable(s) missing or unreadable here:",
+              file=sys.stderr)
         for line in problems:
-            print(f"  {args.config}: {line}", file=sys.stderr)
+            print(f"  {path}: {line}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"\n{args.config}: OK")
     return EXIT_OK
@@ -79,9 +80,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.config)
     try:
         cfg = load_config(path)
-        password = cfg.mqtt.read_password()
     except ConfigError as exc:
         _print_config_errors(exc.errors)
+        return EXIT_CONFIG
+    try:
+        password = cfg.mqtt.read_password()
+    except ConfigError as exc:  # the field's place in the file, as every config error gives it
+        _print_config_errors([f"{path}: mqtt.{error}" for error in exc.errors])
         return EXIT_CONFIG
     if password:
         register_secret(password)

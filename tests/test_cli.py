@@ -125,3 +125,18 @@ def test_bad_scenarios_and_busy_ports_get_one_line_not_a_traceback(capsys: pytes
     err = capsys.readouterr().err
     assert f"edge-agent simulate: cannot listen on 127.0.0.1 (--modbus-port {port})" in err
     assert "Traceback" not in err
+
+
+def test_an_unset_password_variable_is_named_by_check_and_by_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_TEST_NOPE", raising=False)
+    text = (ROOT / "config/demo.yaml").read_text().replace(
+        "  topic_prefix: edge/demo-plant/gw-demo", "  topic_prefix: edge/demo-plant/gw-demo\n  username: gw\n"
+        "  password_env: EDGE_TEST_NOPE")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert main(["check", "-c", str(path)]) == 2
+    assert f"{path}: mqtt.password_env: environment variable 'EDGE_TEST_NOPE' is not set here" \
+        in capsys.readouterr().err
+    assert main(["run", "-c", str(path), "--duration", "1"]) == 2
+    assert f"{path}: mqtt.password_env: environment variable 'EDGE_TEST_NOPE' is not set" in capsys.readouterr().err

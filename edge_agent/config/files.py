@@ -36,12 +36,28 @@ def _referenced_files(cfg: AgentConfig) -> list[tuple[str, Path]]:
     return files
 
 
+def _password_variables(cfg: AgentConfig) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if cfg.mqtt.password_env is not None:
+        found.append(("mqtt.password_env", cfg.mqtt.password_env))
+    for i, device in enumerate(cfg.devices):
+        variable = getattr(device, "password_env", None)
+        if isinstance(variable, str):
+            found.append((f"devices[{i}].password_env", variable))
+    return found
+
+
 def missing_files(cfg: AgentConfig, base_dir: Path | None = None) -> list[str]:
-    """One ``path.to.field: problem`` line per referenced file that is missing or unreadable.
+    """One ``path.to.field: problem`` line per referenced file that is missing or unreadable, and per
+    password environment variable that is not set in this environment.
 
     Relative paths are taken from ``base_dir`` (default: the working directory, as the agent does).
     """
     problems: list[str] = []
+    for where, variable in _password_variables(cfg):
+        if variable not in os.environ:
+            problems.append(f"{where}: environment variable '{variable}' is not set here (the service needs it: "
+                            "Environment= or EnvironmentFile= in its systemd unit)")
     for where, path in _referenced_files(cfg):
         full = path if path.is_absolute() or base_dir is None else base_dir / path
         if not full.exists():

@@ -305,3 +305,20 @@ def test_what_the_modbus_driver_would_refuse_is_a_config_error_with_its_line(tmp
     ).replace("type: float32, kind: waveform", "type: int16, kind: waveform")
     [error] = _errors_of(lambda: load_config_text(wide, "site.yaml"))
     assert error.startswith("site.yaml:4: devices[0]: ") and "max_registers" in error
+
+
+def test_a_key_of_another_protocol_says_whose_it_is() -> None:
+    """'port' on a serial device used to suggest 'points'; 'table' on an OPC UA point, 'writable'."""
+    text = (
+        'agent: {id: gw, site: s}\nmqtt: {url: "mqtt://127.0.0.1:1883"}\ndevices:\n'
+        "  - {name: rtu, protocol: modbus_rtu, serial_port: /dev/ttyUSB0, port: 502, points: [{name: a, address: 0}]}\n"
+        '  - {name: ua, protocol: opcua, endpoint: "opc.tcp://127.0.0.1:4840",\n'
+        '     points: [{name: b, node: "ns=2;s=X", table: holding}]}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "k.yaml")
+    first, second = info.value.errors
+    assert first.startswith("k.yaml:4: devices[0].port: unknown key 'port' here: it is a setting of modbus_tcp "
+                            "devices, modbus_rtu_over_tcp devices (allowed here: ")
+    assert second.startswith("k.yaml:6: devices[1].points[0].table: unknown key 'table' here: it is a setting of "
+                             "Modbus points (allowed here: ")

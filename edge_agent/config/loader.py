@@ -277,10 +277,27 @@ def _unknown_key(loc: Loc, data: dict[str, Any]) -> str:
     if model is None:
         return f"unknown key '{key}'"
     fields = list(model.model_fields)
+    elsewhere = _owners_elsewhere(model, key)
+    if elsewhere:  # e.g. 'port' on a serial device: a close match ('points') would mislead
+        return (f"unknown key '{key}' here: it is a setting of {elsewhere} (allowed here: {', '.join(fields)})")
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
     if close:
         return f"unknown key '{key}' (did you mean '{close[0]}'?)"
     return f"unknown key '{key}' (allowed here: {', '.join(fields)})"
+
+
+def _owners_elsewhere(model: type[BaseModel], key: str) -> str:
+    """Which sibling models (other device protocols, the other protocol's points) have the field ``key``."""
+    from edge_agent.config.modbus import ModbusPoint
+    from edge_agent.config.opcua import OpcuaPoint
+
+    devices = {cls: f"{protocol} devices" for protocol, cls in DEVICE_MODELS.items()}
+    points = {ModbusPoint: "Modbus points", OpcuaPoint: "OPC UA points"}
+    for family in (devices, points):
+        if model in family:
+            owners = [name for cls, name in family.items() if cls is not model and key in cls.model_fields]
+            return ", ".join(owners)
+    return ""
 
 
 def _unknown_value(field: str, value: object, allowed: list[str]) -> str:

@@ -291,8 +291,8 @@ def _owners_elsewhere(model: type[BaseModel], key: str) -> str:
     from edge_agent.config.modbus import ModbusPoint
     from edge_agent.config.opcua import OpcuaPoint
 
-    devices = {cls: f"{protocol} devices" for protocol, cls in DEVICE_MODELS.items()}
-    points = {ModbusPoint: "Modbus points", OpcuaPoint: "OPC UA points"}
+    devices: dict[type[BaseModel], str] = {cls: f"{protocol} devices" for protocol, cls in DEVICE_MODELS.items()}
+    points: dict[type[BaseModel], str] = {ModbusPoint: "Modbus points", OpcuaPoint: "OPC UA points"}
     for family in (devices, points):
         if model in family:
             owners = [name for cls, name in family.items() if cls is not model and key in cls.model_fields]

@@ -160,6 +160,13 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                 made.append(alarm)
             elif isinstance(rule, cfg_rules.RateRule):
                 numeric(rule)
+                period_s = poll.get(rule.point)
+                if rule.point not in subscribed and period_s and rule.window < (rule.min_samples - 1) * period_s:
+                    raise ValueError(
+                        f"rule {rule_id(rule)} ({rule.point}): a window of {rule.window:g} s holds at most "
+                        f"{int(rule.window // period_s) + 1} samples at its poll interval of {period_s:g} s, fewer "
+                        f"than min_samples={rule.min_samples}, so it would never judge; lengthen window to at "
+                        f"least {(rule.min_samples - 1) * period_s:g} s or poll faster")
                 alarm = RateAlarm(RateRule(
                     rule_id=rule_id(rule), point=rule.point, window_s=rule.window,
                     unit=units.get(rule.point, ""), per="s" if rule.per == "second" else "min",

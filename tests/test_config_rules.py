@@ -346,6 +346,9 @@ def test_when_names_of_an_asset_wide_iso_zone_rule_come_from_that_asset() -> Non
         ("{kind: rate, point: plc/temp, rise: 1, fall: 1, deadband: 5}", "deadband=5.0 must be >= 0 and below"),
         ("{kind: trend, point: plc/temp, limit: 2000, window: 1m, min_samples: 500}",
          "min_samples=500 is more than the 60 samples a window of 60 s holds"),
+        ("{kind: rate, point: plc/temp, rise: 1, window: 1s}",  # polled every 1 s (the default)
+         "a window of 1 s holds at most 2 samples at its poll interval of 1 s, fewer than min_samples=3, so it "
+         "would never judge; lengthen window to at least 2 s or poll faster"),
     ],
 )
 def test_bad_rules_are_named_precisely(line: str, message: str) -> None:

@@ -105,10 +105,20 @@ class _Session:
     max_packet: int | None = None  # bytes: the smaller of mqtt.max_packet_size and the broker's (MQTT 5)
     acked: int = 0  # records acknowledged on this connection
     largest: tuple[int, str] = (0, "")  # the biggest record published on it: PUBLISH bytes, topic
+    largest_id: int | None = None  # its outbox record id
+    sizes: dict[int, int] = field(default_factory=dict)  # mid -> PUBLISH bytes of the record in flight
 
 
 #: Connections in a row lost before any record was acknowledged, before the publisher says why that may be.
 UNACKED_LOSSES_BEFORE_HINT = 3
+#: Connections lost while one record, bigger than any the broker ever acknowledged, was the biggest in flight,
+#: before that record is taken for one the broker refuses by size (MQTT 3.1.1 brokers just disconnect) and
+#: dropped, so that it stops holding back every other record.
+OVERSIZED_LOSSES_BEFORE_DROP = 3
+#: Records this size or smaller are never taken for oversized: no broker in use limits packets that low
+#: (AWS IoT Core 128 KB, Azure IoT Hub 256 KB; Mosquitto, EMQX and HiveMQ 1 MB or more by default), so a
+#: flaky link or a refusing ACL cannot get ordinary records dropped this way.
+OVERSIZED_MIN_BYTES = 16 * 1024
 
 
 def _unsendable(size: int, max_packet: int | None) -> str | None:
@@ -161,6 +171,9 @@ class Publisher:
         self._wake = asyncio.Event()  # window space freed, or stop requested
         self._pending_delete: set[int] = set()  # acked by the broker, deletion not yet committed
         self._unacked_losses = 0  # connections in a row lost before any record was acknowledged
+        self._largest_acked = 0  # PUBLISH bytes of the biggest record the broker acknowledged (since start)
+        self._oversized_losses: dict[int, int] = {}  # record id -> connections lost with it as the suspect
+        self._learned_max_packet: int | None = None  # bytes: below the smallest record dropped as oversized
         self._acks_to_commit: list[int] = []
         self._ack_ready = asyncio.Event()
         self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
@@ -508,7 +521,8 @@ class Publisher:
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
         if receive_max:
             session.window = min(session.window, int(receive_max))
-        limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None) if n]
+        limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None,
+                              self._learned_max_packet) if n]
         session.max_packet = min(int(n) for n in limits) if limits else None
         return session
 
@@ -568,8 +582,11 @@ class Publisher:
             return
         record_id = session.inflight.pop(mid, None)
         sent_at = session.sent_at.pop(mid, None)
+        size = session.sizes.pop(mid, 0)
         if record_id is None:
             return
+        if not reason.is_failure and size > self._largest_acked:
+            self._largest_acked = size
         if self.ack_latency_observer is not None and sent_at is not None:
             try:
                 self.ack_latency_observer(time.monotonic() - sent_at)
@@ -621,8 +638,10 @@ class Publisher:
                 session.lost.set()
             session.bridge.abort()
             lost = len(session.inflight)
+            suspect_in_flight = session.largest_id is not None and session.largest_id in session.inflight.values()
             session.inflight.clear()
             session.sent_at.clear()
+            session.sizes.clear()
             for future in session.direct.values():
                 if not future.done():
                     future.set_exception(PublishError("connection lost before the PUBACK"))
@@ -632,6 +651,32 @@ class Publisher:
                 log.warning("%s with %d record(s) in flight; they stay in the outbox and go again after "
                             "reconnecting", self.last_error, lost)
                 self._note_unacked_loss(session, lost)
+                if suspect_in_flight:
+                    self._note_oversized_suspect(session)
+
+    def _note_oversized_suspect(self, session: _Session) -> None:
+        """The connection was lost while its biggest record was in flight. When that record is bigger than
+        any the broker ever acknowledged, count it; after OVERSIZED_LOSSES_BEFORE_DROP such losses it is
+        dropped (counted as rejected, logged with the fix) and records of its size or more are refused from
+        then on: an MQTT 3.1.1 broker with a size limit disconnects without saying why, and the record would
+        otherwise block the outbox (and get good records evicted) for ever."""
+        size, topic = session.largest
+        record_id = session.largest_id
+        if record_id is None or size <= max(self._largest_acked, OVERSIZED_MIN_BYTES):
+            return
+        strikes = self._oversized_losses.get(record_id, 0) + 1
+        if len(self._oversized_losses) >= 16 and record_id not in self._oversized_losses:
+            self._oversized_losses.clear()  # bounded: stale suspects from long ago go
+        self._oversized_losses[record_id] = strikes
+        if strikes < OVERSIZED_LOSSES_BEFORE_DROP:
+            return
+        del self._oversized_losses[record_id]
+        self._learned_max_packet = min(self._learned_max_packet or size, size - 1)
+        self._drop_record(record_id, topic,
+                          f"the broker dropped the connection {strikes} times while its {size}-byte PUBLISH was in "
+                          f"flight, and has never acknowledged a record over {self._largest_acked} bytes: it "
+                          "refuses records this big; records of this size or more are dropped from now on. Set "
+                          "mqtt.max_packet_size to the broker's real limit")
 
     def _note_unacked_loss(self, session: _Session, lost: int) -> None:
         """Say what to do when the broker keeps dropping the connection before acknowledging anything: the
@@ -692,17 +737,22 @@ class Publisher:
                     return  # the connection is gone; on_disconnect ends the session
                 session.inflight[info.mid] = record.id
                 session.sent_at[info.mid] = time.monotonic()
+                session.sizes[info.mid] = size
                 if size > session.largest[0]:
                     session.largest = (size, record.topic)
+                    session.largest_id = record.id
                 self.counters.published += 1
 
     def _drop_unsendable(self, record: Record, reason: str) -> None:
         """Drop a record no broker connection can carry, counted as rejected and logged with the fix."""
+        self._drop_record(record.id, record.topic, f"{reason}; a bigger mqtt.max_packet_size or broker limit would "
+                                                   "let such records through")
+
+    def _drop_record(self, record_id: int, topic: str, reason: str) -> None:
         self.counters.rejected += 1
-        log.error("record %d on %s cannot be sent (%s); dropping it from the outbox (a bigger mqtt.max_packet_size "
-                  "or broker limit would let such records through)", record.id, record.topic, reason)
-        self._pending_delete.add(record.id)
-        self._acks_to_commit.append(record.id)
+        log.error("record %d on %s cannot be sent (%s); dropping it from the outbox", record_id, topic, reason)
+        self._pending_delete.add(record_id)
+        self._acks_to_commit.append(record_id)
         self._ack_ready.set()
 
     async def _finish(self, session: _Session) -> None:

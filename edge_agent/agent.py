@@ -66,6 +66,28 @@ class DeviceRunner:
     pushed_latest: dict[str, Reading] = field(default_factory=dict)
 
 
+def without_repeats(readings: Sequence[Reading]) -> list[Sequence[Reading]]:
+    """``readings`` cut, in order, into parts in which no point appears twice.
+
+    A subscription batch can hold several changes of one point (a monitored item's queue, or two changes
+    in one publishing interval); a frame holds one value per point, so each part becomes one frame and
+    every value counts, in order.
+    """
+    if len(set(map(_point_of, readings))) == len(readings):
+        return [readings]
+    parts: list[Sequence[Reading]] = []
+    seen: set[str] = set()
+    start = 0
+    for i, reading in enumerate(readings):
+        if reading.point in seen:
+            parts.append(readings[start:i])
+            seen = set()
+            start = i
+        seen.add(reading.point)
+    parts.append(readings[start:])
+    return parts
+
+
 def asset_groups(cfg: AgentConfig) -> dict[str, list[str]]:
     """Map each asset to its point keys; points that belong to no asset are summarised under their device."""
     groups: dict[str, list[str]] = {a.name: list(a.points) for a in cfg.assets}
@@ -292,8 +314,9 @@ class Agent:
                     self.metrics.observe_pushed(name, readings)
                 if runner.publish_raw:
                     runner.pushed_latest.update(zip(map(_point_of, readings), readings, strict=True))
-                self.pipeline.on_readings(name, readings)
-                await self.alarms.on_readings(name, readings)
+                for part in without_repeats(readings):
+                    self.pipeline.on_readings(name, part)
+                    await self.alarms.on_readings(name, part)
             except Exception:
                 log.exception("%s: pushed readings could not be processed", name)
 

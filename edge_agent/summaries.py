@@ -51,6 +51,25 @@ DEFAULT_MAX_MESSAGE_BYTES = 128_000
 ENVELOPE_RESERVE_BYTES = 2_048
 
 
+#: Means, standard deviations and time-weighted means go out with 6 decimals or 9 significant digits,
+#: whichever keeps more: short in JSON, exact enough for any sensor at any magnitude (6 decimals alone turn
+#: 2e-7 into 0.0, a mean outside [min, max]; 9 digits alone lose the noise on a counter near 1e9).
+DECIMALS = 6
+SIGNIFICANT_DIGITS = 9
+_DECIMALS_WIN_ABOVE = 10.0 ** (SIGNIFICANT_DIGITS - DECIMALS)
+
+
+def _round_one(x: float) -> float:
+    if abs(x) >= _DECIMALS_WIN_ABOVE or x != x:
+        return round(x, DECIMALS)
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def _rounded(values: Iterable[float]) -> list[float]:
+    """``values`` rounded as described at :data:`DECIMALS`."""
+    return list(map(_round_one, values))
+
+
 class DeviceStats:
     """Running statistics of every point of one device over one interval, as lists indexed by position.
 
@@ -58,8 +77,12 @@ class DeviceStats:
     per-position offset, so the common full cycle counts in O(1).
     """
 
-    def __init__(self, names: Iterable[str] = (), index: LayoutIndex | None = None) -> None:
+    def __init__(self, names: Iterable[str] = (), index: LayoutIndex | None = None,
+                 start_s: float = -math.inf) -> None:
         self.index = index if index is not None else LayoutIndex(names)
+        #: epoch s the interval starts: earlier timestamps (an OPC UA value unchanged for hours carries its
+        #: old source time) weigh from here, not from before the interval
+        self.start_s = start_s
         self.frames = 0
         self.count: list[int] = []  # offsets to ``frames``
         self.good: list[int] = []
@@ -162,6 +185,9 @@ class DeviceStats:
         self.s1 = list(map(add, self.s1, d))
         self.s2 = list(map(add, self.s2, map(mul, d, d)))
         low = min(ts)
+        if low < self.start_s:  # weigh from the interval start (a copy: the frame's list is shared)
+            ts = list(map(max, ts, repeat(self.start_s)))
+            low = self.start_s
         if low >= self._ts_high:  # no time step back: each value held from its previous time to now
             self.area = list(map(add, self.area, map(mul, self.prev_value, map(sub, ts, self.prev_ts))))
         else:
@@ -209,6 +235,8 @@ class DeviceStats:
         ts = frame.timestamps()
         if len(odd) == n:  # not one number
             return
+        if min(ts) < self.start_s:  # a copy: the frame's list is shared with the other consumers
+            ts = list(map(max, ts, repeat(self.start_s)))
         # the frame's view of each column: the column itself for a full frame, else a gathered copy
         mn, mx = (self.min, self.max) if full else (gather(self.min, pos, n), gather(self.max, pos, n))
         # min and max: C-level scan for the new extremes, then a scatter of those only (NaN never wins)
@@ -312,7 +340,7 @@ class DeviceStats:
         s1 = self.s1[start:stop]
         den = numeric[:]
         consume(map(den.__setitem__, none, repeat(1)))
-        mean = list(map(round, map(add, self.shift[start:stop], map(truediv, s1, den)), repeat(6)))
+        mean = _rounded(map(add, self.shift[start:stop], map(truediv, s1, den)))
         if "twa" in wanted:
             cols["twa"] = self._twa(start, stop, end_s, none, mean)
         if "mean" in wanted:
@@ -325,7 +353,7 @@ class DeviceStats:
             spread = list(map(sub, self.s2[start:stop], map(truediv, map(mul, s1, s1), den)))
             for i in where(map(lt, spread, repeat(0.0))):  # rounding below zero
                 spread[i] = 0.0
-            std = list(map(round, map(math.sqrt, map(truediv, spread, den1)), repeat(6)))
+            std = _rounded(map(math.sqrt, map(truediv, spread, den1)))
             cols["std"] = _none_at(std, single)
         if "last" in wanted:
             cols["last"] = self._last_values(start, stop, none)
@@ -347,7 +375,7 @@ class DeviceStats:
         consume(map(span.__setitem__, none, repeat(0.0)))
         flat = where(map(not_, map(gt, span, repeat(0.0))))
         consume(map(span.__setitem__, flat, repeat(1.0)))
-        twa = list(map(round, map(truediv, area, span), repeat(6)))
+        twa = _rounded(map(truediv, area, span))
         consume(map(twa.__setitem__, flat, map(mean.__getitem__, flat)))
         return _none_at(twa, none)
 
@@ -628,7 +656,7 @@ class SummaryAggregator:
             previous = old.get(device)
             # the layout index (and its cached reading orders) carries over while it holds just the config's points
             index = previous.index if previous is not None and len(previous.index) == len(points) else None
-            fresh[device] = DeviceStats(points, index)
+            fresh[device] = DeviceStats(points, index, self._start_s)
         self._stats = fresh
 
     def reset_start(self, start_s: float) -> None:

@@ -71,3 +71,44 @@ async def test_a_bad_batch_is_kept_when_the_pushed_queue_overflows(
         assert runner.pushed_dropped == 6
     finally:
         await agent.stop()
+
+
+async def test_several_changes_of_one_point_in_one_batch_all_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscription batch with two values of one point (queue_size > 1): both count in the summary, in
+    order (one frame kept only the last value for min, max, mean and last)."""
+    device = PushingDevice()
+    monkeypatch.setattr(agent_module, "create_driver", lambda config: device)
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": "mqtt://127.0.0.1:1"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:1",
+                     "points": [{"name": "speed", "node": "ns=2;s=S", "mode": "subscribe", "queue_size": 4},
+                                {"name": "temp", "node": "ns=2;s=T", "mode": "subscribe"}]}],
+    })
+    agent = Agent(cfg)
+    await agent.start()
+    try:
+        assert device.sink is not None
+        t0 = agent.pipeline.summaries.start_s
+        device.sink([Reading("speed", 10.0, Quality.GOOD, t0 + 1), Reading("temp", 40.0, Quality.GOOD, t0 + 1),
+                     Reading("speed", 20.0, Quality.GOOD, t0 + 2), Reading("speed", 30.0, Quality.GOOD, t0 + 3)])
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if agent.devices["ua"].pushed is not None and agent.devices["ua"].pushed.empty():
+                break
+        await asyncio.sleep(0.05)
+        (_asset, body), = agent.pipeline.summaries.close(t0 + 4)
+    finally:
+        await agent.stop()
+    speed = body["points"]["ua/speed"]  # type: ignore[index]
+    assert (speed["count"], speed["min"], speed["max"], speed["mean"], speed["last"]) == (3, 10.0, 30.0, 20.0, 30.0)
+    assert body["points"]["ua/temp"]["count"] == 1  # type: ignore[index]
+
+
+def test_without_repeats_cuts_only_where_a_point_comes_again() -> None:
+    from edge_agent.agent import without_repeats
+
+    batch = [Reading(p, 1.0, Quality.GOOD, float(k)) for k, p in enumerate(["a", "b", "a", "c", "b", "a"])]
+    assert [[r.point for r in part] for part in without_repeats(batch)] == [["a", "b"], ["a", "c", "b"], ["a"]]
+    assert without_repeats(batch[:2]) == [batch[:2]]

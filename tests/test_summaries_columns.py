@@ -214,3 +214,30 @@ def test_a_step_back_in_time_weighs_nothing(layout: str) -> None:
     (_, body), = agg.close(2.0)
     # 10 held 1 s; 20 -> 30 steps back 0.5 s: no weight; 30 held from 0.5 s to the end (1.5 s)
     assert body["points"]["d/p"]["twa"] == pytest.approx((10 * 1 + 30 * 1.5) / 2.5)  # type: ignore[index]
+
+
+def test_tiny_values_keep_their_digits() -> None:
+    """Means and spreads of 1e-7-scale values (a leak current in A) were rounded to 0.0, the mean falling
+    outside [min, max]; large ones keep their six decimals."""
+    agg = SummaryAggregator({"a": ["d/p", "d/q"]}, {"d/p": "A", "d/q": ""}, ["min", "max", "mean", "std", "twa"],
+                            start_s=0.0)
+    for k, (p, q) in enumerate([(2.0e-7, 1e9 + 0.25), (2.6e-7, 1e9 + 0.5), (2.3e-7, 1e9 + 0.75)]):
+        agg.add("d", [Reading("p", p, G, float(k)), Reading("q", q, G, float(k))])
+    (_, body), = agg.close(3.0)
+    p_stats: dict[str, Any] = body["points"]["d/p"]  # type: ignore[index]
+    assert p_stats["min"] <= p_stats["mean"] <= p_stats["max"]
+    assert p_stats["mean"] == pytest.approx(2.3e-7, rel=1e-6)
+    assert p_stats["std"] == pytest.approx(statistics.stdev([2.0e-7, 2.6e-7, 2.3e-7]), rel=1e-6)
+    assert p_stats["twa"] == pytest.approx(2.3e-7, rel=1e-6)
+    assert body["points"]["d/q"]["mean"] == pytest.approx(1e9 + 0.5, abs=1e-6)  # type: ignore[index]
+
+
+def test_a_value_stamped_before_the_interval_weighs_from_its_start() -> None:
+    """An OPC UA value unchanged for an hour comes with its old source time: its weight starts at the
+    interval start, not an hour before (it dominated the time-weighted mean)."""
+    agg = SummaryAggregator({"a": ["d/p"]}, {"d/p": ""}, ["twa"], start_s=1000.0)
+    for k in range(30):
+        agg.add("d", [Reading("p", 50.0, G, 1000.0 + k, source_ts=1000.0 - 3600.0)])
+    agg.add("d", [Reading("p", 60.0, G, 1030.0, source_ts=1030.0)])
+    (_, body), = agg.close(1060.0)
+    assert body["points"]["d/p"]["twa"] == pytest.approx(55.0)  # type: ignore[index]

@@ -260,6 +260,11 @@ EXPERIMENTS = {
                 "for _name in ('scipy', 'scipy.stats', 'scipy.signal', 'scipy.fft', 'scipy.integrate',\n"
                 "              'scipy.ndimage', 'scipy.interpolate', 'scipy.optimize', 'scipy.special'):\n"
                 "    sys.modules[_name] = _Stub(_name)\n",
+    # glibc malloc with a fixed mmap threshold (128 KiB): every allocation above it gets its own mapping,
+    # returned on free, instead of the dynamic threshold that grows after the first large free and then
+    # serves large transients (JSON texts, summary parts) from the heap, whose free space stays resident.
+    "mmap-128k": "import ctypes\n"
+                 "ctypes.CDLL('libc.so.6').mallopt(-3, 128 * 1024)\n",
 }
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-WindowName = Literal["hann", "flattop", "rect"]
+WindowName = Literal["hann", "flattop", "blackmanharris", "rect"]
 DetrendMode = Literal["linear", "constant", "none"]
 
-_WINDOWS: tuple[str, ...] = ("hann", "flattop", "rect")
+_WINDOWS: tuple[str, ...] = ("hann", "flattop", "blackmanharris", "rect")
 
 
 def inner_product(a: FloatArray, b: FloatArray) -> float:
@@ -84,11 +84,13 @@ def window(name: WindowName, n: int) -> FloatArray:
     return w
 
 
-#: Cosine-sum coefficients a_k of w[i] = sum_k (-1)^k a_k cos(2 pi k i / n): Hann, and the flat top of
-#: D'Antona & Ferrero (2006) that scipy.signal.windows.flattop uses.
+#: Cosine-sum coefficients a_k of w[i] = sum_k (-1)^k a_k cos(2 pi k i / n): Hann, the flat top of
+#: D'Antona & Ferrero (2006) that scipy.signal.windows.flattop uses, and the 4-term Blackman-Harris of
+#: Harris (1978, Proc. IEEE 66(1), table 1: highest sidelobe -92 dB) as scipy.signal.windows.blackmanharris.
 _COSINE_TERMS: dict[str, tuple[float, ...]] = {
     "hann": (0.5, 0.5),
     "flattop": (0.21557895, 0.41663158, 0.277263158, 0.083578947, 0.006947368),
+    "blackmanharris": (0.35875, 0.48829, 0.14128, 0.01168),
 }
 
 

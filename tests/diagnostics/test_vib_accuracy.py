@@ -54,3 +54,25 @@ def test_lines_too_coarse_for_the_band_edge_are_flagged(fs: float, n: int, warne
         assert result.velocity_rms_mm_s > 10.2 and str(math.ceil(4 * fs / 10)) in notes[0]
     else:
         assert result.velocity_rms_mm_s == pytest.approx(10.0, rel=0.01)
+
+
+@pytest.mark.parametrize(("low_g", "low_hz"), [(1.0, 5.0), (1.0, 2.0), (0.5, 4.0)])
+def test_strong_content_below_the_band_stays_out_of_the_velocity(low_g: float, low_hz: float) -> None:
+    """ISO 20816-3 measures 10-1000 Hz: a big low-frequency component (sensor drift, a sway) must not leak
+    into the lowest in-band lines, which integration magnifies (1 g at 5 Hz read +87 % with a Hann window)."""
+    fs, n = 25600.0, 16384
+    t = np.arange(n) / fs
+    x = 0.02 * np.sin(2 * math.pi * 100.0 * t + 0.3) + low_g * np.sin(2 * math.pi * low_hz * t + 1.1)
+    expected = 0.02 * 9.80665e3 / (2 * math.pi * 100.0) / math.sqrt(2)  # the 100 Hz tone alone, mm/s RMS
+    result = analyze_waveform(x, fs, units="g")
+    assert result.velocity_rms_mm_s == pytest.approx(expected, rel=0.02)
+    assert result.iso_zone == "A"
+
+
+def test_the_blackman_harris_window_is_scipys() -> None:
+    scipy_windows = pytest.importorskip("scipy.signal.windows")
+    from diagnostics.spectrum import window
+
+    for n in (8, 1000, 4096):
+        np.testing.assert_allclose(window("blackmanharris", n), scipy_windows.blackmanharris(n, sym=False),
+                                   rtol=0, atol=1e-12)

@@ -167,7 +167,9 @@ def shaft_indicators(
         if ln.amplitude >= 3.0 * _local_median(velocity_spectrum, ln.freq_hz, 0.25 * speed_hz)
     }
     one = by_order.get(1.0)
-    a1 = one.amplitude if one else 0.0
+    # Every indicator is judged against 1X: a 1X that does not stand out of the noise is no reference (a
+    # 2X-only spectrum, e.g. a two-pole motor's electrical 2X, made noise-level ratios of 1000 or more).
+    a1 = real[1.0].amplitude if 1.0 in real else 0.0
     a2 = real[2.0].amplitude if 2.0 in real else 0.0
 
     frac_1x = (a1 / np.sqrt(2.0)) ** 2 / velocity_rms_mm_s**2 if velocity_rms_mm_s > 0 else 0.0
@@ -177,8 +179,8 @@ def shaft_indicators(
         score=float(min(frac_1x, 1.0)),
         evidence=[
             f"1X {one.freq_hz:.2f} Hz {a1:.2f} mm/s peak = {100 * frac_1x:.0f} % of band energy"
-            if one
-            else "1X not found",
+            if one and a1 > 0
+            else "1X does not stand out of the noise" if one else "1X not found",
             level_note,
         ],
     )
@@ -187,7 +189,8 @@ def shaft_indicators(
         "misalignment",
         detected=bool(elevated and a1 > 0 and ratio_2x >= MISALIGNMENT_2X_TO_1X),
         score=float(ratio_2x),
-        evidence=[f"2X {a2:.2f} mm/s peak = {ratio_2x:.2f} × 1X ({a1:.2f} mm/s)", level_note],
+        evidence=[f"2X {a2:.2f} mm/s peak = {ratio_2x:.2f} × 1X ({a1:.2f} mm/s)" if a1 > 0
+                  else f"2X {a2:.2f} mm/s peak; no 1X out of the noise to compare it with", level_note],
     )
     loose_lines = [
         ln

@@ -148,3 +148,21 @@ def test_speed_falls_back_to_nominal_when_no_line_stands_out() -> None:
     assert res.running_speed is not None
     assert res.running_speed.source == "nominal" and res.running_speed.hz == SHAFT_HZ
     assert any("nominal speed used" in n for n in res.notes)
+
+
+def test_a_2x_with_no_1x_is_not_called_looseness_or_misalignment_on_noise() -> None:
+    """A pure 2X in white noise (a two-pole motor's electrical 2X, say): with no 1X out of the noise, the
+    ratios to 1X are ratios to a noise bin (2X/1X was 1114, and 'looseness' was called from 0.00 mm/s lines)."""
+    import math
+
+    fs, n, shaft_hz = 6400.0, 65536, 49.3
+    rng = np.random.default_rng(3)
+    t = np.arange(n) / fs
+    velocity_peak_mm_s = 4.0
+    accel_g = 2 * math.pi * 2 * shaft_hz * velocity_peak_mm_s / 1000.0 / 9.80665
+    x = accel_g * np.sin(2 * math.pi * 2 * shaft_hz * t) + rng.normal(0.0, 0.002, n)
+    result = analyze_waveform(x, fs, units="g", speed_hz=shaft_hz)
+    assert result.velocity_rms_mm_s > 2.0  # elevated: the indicators are judged
+    assert not result.shaft["looseness"].detected
+    assert not result.shaft["misalignment"].detected
+    assert "no 1X out of the noise" in result.shaft["misalignment"].evidence[0]

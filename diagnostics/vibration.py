@@ -282,10 +282,11 @@ def analyze_waveform(
     band_low_hz = velocity_band_hz[0]
     if band_low_hz > 0 and acc.resolution_hz > band_low_hz / RESOLUTION_PER_BAND_EDGE:
         # Window leakage into the lines near the band's lower edge is divided by a small frequency when
-        # integrating: with coarse lines the velocity reads high (+50 % at 12.5 Hz per line for a 25 Hz 1X).
+        # integrating: with coarse lines the velocity reads high (+50 % at 12.5 Hz per line for a 25 Hz 1X), or
+        # low when the lines are so coarse that the 1X falls partly below the edge (-98 % with 256 samples).
         needed = math.ceil(RESOLUTION_PER_BAND_EDGE * fs_hz / band_low_hz)
         notes.append(f"{acc.resolution_hz:.3g} Hz per line is coarse for the {band_low_hz:g} Hz band edge: "
-                     f"velocity RMS and zone may read high; capture at least {needed} samples")
+                     f"velocity RMS and zone may be off (high or low); capture at least {needed} samples")
 
     speed: RunningSpeed | None = None
     if speed_hz is not None:

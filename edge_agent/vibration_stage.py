@@ -91,6 +91,7 @@ class VibrationStage:
         self._speed_rpm = speed_rpm
         self.analysed = 0
         self.failed = 0
+        self._bad_speed_logged: set[str] = set()  # points whose speed reading was unusable (logged once)
 
     def relearn_baselines(self, points: list[str] | None = None) -> list[str]:
         """Forget the baselines of ``points`` (all when None) and learn them again; return the points."""
@@ -109,6 +110,17 @@ class VibrationStage:
             rpm = self._speed_rpm(settings.speed_point)
             if rpm is not None and rpm > 0:
                 speed_hz = rpm / 60.0
+            if speed_hz is not None and not speed_hz < waveform.sample_rate_hz / 4:
+                # a bogus speed reading (a wrong register, a scale off by 1000) must not cost the capture its
+                # velocity and zone: the analysis goes on as if the speed were unknown
+                if key not in self._bad_speed_logged:
+                    self._bad_speed_logged.add(key)
+                    log.warning("%s: speed point %s reads %g rpm, not below a quarter of the %g Hz sample rate; "
+                                "ignored (check its scale and unit: rpm)", key, settings.speed_point, rpm,
+                                waveform.sample_rate_hz)
+                speed_hz = None
+            else:
+                self._bad_speed_logged.discard(key)
         units, factor = waveform_units(waveform.unit)  # ValueError for a unit nobody can convert
         from diagnostics.vibration import analyze_waveform
 

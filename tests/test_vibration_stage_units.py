@@ -78,3 +78,28 @@ devices:
     assert error.startswith("site.yaml:10: devices[0].points[1].unit: ")  # the line of the unit itself
     assert "'mm/s3' is not known; use g, mg, m/s², mm/s²" in error
     load_config_text(text.replace("mm/s3", "m/s²"), "site.yaml")  # the fix works
+
+
+def test_a_bogus_speed_reading_does_not_cost_the_capture_its_velocity(tmp_path: Path) -> None:
+    """A speed point reading 300 000 rpm (a scale off by 100) is above a quarter of the sample rate: the
+    analysis used to refuse the whole capture; now the speed is ignored and velocity and zone come out."""
+    cfg = load_config_text(f"""
+agent: {{id: gw, site: s, data_dir: {tmp_path}}}
+mqtt: {{url: "mqtt://127.0.0.1:1883"}}
+devices:
+  - name: plc
+    protocol: modbus_tcp
+    host: 127.0.0.1
+    points:
+      - {{name: speed, address: 0, unit: rpm}}
+      - {{name: de, address: 100, kind: waveform, count: 1024, sample_rate: 12800, unit: m/s2}}
+assets:
+  - name: m
+    points: [plc/speed, plc/de]
+    machine: {{group: 2, foundation: rigid, speed_point: plc/speed}}
+""")
+    stage = VibrationStage(cfg, lambda *a: None, lambda key: 300_000.0)  # type: ignore[arg-type,return-value]
+    waveform = Waveform("de", acceleration_m_s2(), FS_HZ, 0.0, "m/s2")
+    result = asyncio.run(stage.analyse("plc/de", waveform))
+    assert result.velocity_rms_mm_s == pytest.approx(V_RMS_MM_S, rel=0.01)
+    assert result.iso_zone == "D"

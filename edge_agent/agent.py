@@ -389,10 +389,13 @@ class Agent:
         shape_changed = bool(changed or added) or old.assets != new.assets or old.summaries != new.summaries
         if shape_changed:
             now = time.time()
-            await self.pipeline.close_summary_interval(now)  # the partial interval is stored, not lost
+            # The new aggregator first: readings of polls that run while the old interval is encoded (the
+            # close gives way to them) count in it, instead of in the old one's next interval, thrown away.
+            old_summaries = self.pipeline.summaries
             self.pipeline.summaries = SummaryAggregator(asset_groups(new), units, new.summaries.statistics, now,
                                                         max_message_bytes=new.summaries.max_message_size)
             self.pipeline.set_units(units)
+            await self.pipeline.close_summary_interval(now, summaries=old_summaries)  # stored, not lost
         if old.summaries.interval != new.summaries.interval and self._summary_task is not None:
             self._summary_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

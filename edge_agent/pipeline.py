@@ -194,7 +194,8 @@ class Pipeline:
     summary_extras: Callable[[str], dict[str, object]] | None = None
 
     async def close_summary_interval(self, end_s: float,
-                                     pause: Callable[[], Awaitable[None]] | None = None) -> int:
+                                     pause: Callable[[], Awaitable[None]] | None = None,
+                                     summaries: SummaryAggregator | None = None) -> int:
         """Close the summary interval at ``end_s`` (epoch s) and emit one record per asset (per part, for an
         asset too big for one message); return the number of records.
 
@@ -205,10 +206,11 @@ class Pipeline:
         ``points`` is a :class:`~edge_agent.records.RawJson` (spliced into the payload by
         :func:`~edge_agent.records.encode_payload`): the close holds no dict per point of the interval.
         ``pause`` replaces that pass between slices (the agent gives way to running poll cycles there, see
-        :class:`~edge_agent.scheduler.PollActivity`).
+        :class:`~edge_agent.scheduler.PollActivity`). ``summaries``: close that aggregator instead of the
+        current one (a config change swaps in the new aggregator first, so no reading falls between them).
         """
         pause = pause or _one_pass
-        closing = self.summaries.detach(end_s)
+        closing = (summaries or self.summaries).detach(end_s)
         # The alarm counts go with the readings: taken now, before any pause lets the boundary tick's poll
         # run (its readings count in the next interval, so must the alarms they raise).
         extras = ({asset: self.summary_extras(asset) for asset in closing.assets}

@@ -223,3 +223,25 @@ def test_the_close_pauses_through_the_given_callable_between_slices() -> None:
     asyncio.run(pipeline.close_summary_interval(9.0, pause=pause))
     assert events.count("pause") >= 4 and events.count("emit") == len(assets)
     assert events.index("emit") > max(i for i, e in enumerate(events) if e == "pause")
+
+
+def test_readings_during_a_reconfigure_close_count_in_the_new_aggregator() -> None:
+    """A config change closes the old interval while polls go on (the close gives way to them); it swaps the
+    new aggregator in first and closes the old one by name, so those readings count, not vanish."""
+    old = SummaryAggregator({"a": ["d/p"]}, {"d/p": ""}, ["count"], start_s=0.0)
+    old.add("d", [Reading("p", 1.0, Quality.GOOD, 1.0)])
+    new = SummaryAggregator({"a": ["d/p"]}, {"d/p": ""}, ["count"], start_s=10.0)
+    closed: list[dict[str, Any]] = []
+
+    async def emit(topic: str, body: dict[str, object], priority: Priority) -> None:
+        closed.append(strict_loads(encode_payload(make_envelope(body, "gw-1", ts_ms=5))))
+
+    pipeline = Pipeline(new, {"d/p": ""}, emit)
+
+    async def a_poll_runs() -> None:  # what give-way lets happen between slices
+        pipeline.on_readings("d", [Reading("p", 2.0, Quality.GOOD, 10.5)])
+
+    assert asyncio.run(pipeline.close_summary_interval(10.0, pause=a_poll_runs, summaries=old)) == 1
+    assert closed[0]["points"]["d/p"]["count"] == 1  # the old interval: its own reading only
+    (_, body), = new.close(20.0)
+    assert body["points"]["d/p"]["count"] >= 1  # type: ignore[index]  # the poll during the close

@@ -22,7 +22,7 @@ from typing import Any
 
 from drivers.base import CommsState, Driver, DriverError, Quality, Reading
 from edge_agent import __version__
-from edge_agent.alarm_stage import AlarmStage
+from edge_agent.alarm_stage import AlarmStage, source_clock_offset
 from edge_agent.config import AgentConfig, Device
 from edge_agent.data_dir_lock import DataDirLock
 from edge_agent.driver_factory import create_driver, device_units, point_key
@@ -284,7 +284,7 @@ class Agent:
 
     async def _subscribe_device(self, name: str, runner: DeviceRunner) -> None:
         """Start the device's subscriptions (OPC UA monitored items); pushed batches go through a bounded
-        queue (overflow policy: drop the newest batch and count it) to the same pipeline as polls."""
+        queue (overflow policy: drop the oldest batch and count it) to the same pipeline as polls."""
         def sink(readings: Sequence[Reading]) -> None:
             queue = runner.pushed
             if queue is None:
@@ -293,15 +293,14 @@ class Agent:
             try:
                 queue.put_nowait(batch)
             except asyncio.QueueFull:
-                if any(r.quality is not Quality.GOOD for r in batch):
-                    # a loss (points going bad) must not be the batch that is lost: the oldest goes instead,
-                    # or the last good values would stand for the whole outage
-                    queue.get_nowait()
-                    queue.put_nowait(batch)
+                # The oldest batch goes, never the newest: the newest says how things are now (a loss, or the
+                # first values after one, which a steady point never sends again).
+                queue.get_nowait()
+                queue.put_nowait(batch)
                 runner.pushed_dropped += 1
                 if runner.pushed_dropped in (1, 10, 100) or runner.pushed_dropped % 1000 == 0:
-                    log.warning("%s: pushed readings arrive faster than they are processed; dropped %d batch(es)",
-                                name, runner.pushed_dropped)
+                    log.warning("%s: pushed readings arrive faster than they are processed; dropped %d batch(es), "
+                                "the oldest first", name, runner.pushed_dropped)
 
         await runner.driver.subscribe(sink)
 
@@ -314,9 +313,10 @@ class Agent:
                     self.metrics.observe_pushed(name, readings)
                 if runner.publish_raw:
                     runner.pushed_latest.update(zip(map(_point_of, readings), readings, strict=True))
+                offset = source_clock_offset(readings)  # of the whole publish, before cutting it
                 for part in without_repeats(readings):
                     self.pipeline.on_readings(name, part)
-                    await self.alarms.on_readings(name, part)
+                    await self.alarms.on_readings(name, part, pushed_offset=offset)
             except Exception:
                 log.exception("%s: pushed readings could not be processed", name)
 

@@ -112,20 +112,21 @@ class _PointPlan:
     interlock_input: bool
 
 
-_source_ts = attrgetter("source_ts")
 _receive_ts = attrgetter("receive_ts")
 
 
 def source_clock_offset(readings: Sequence[Reading]) -> float | None:
-    """Seconds that put the device's source timestamps of one batch on the agent's clock; None when no
-    reading carries one (Modbus).
+    """Seconds that put the source timestamps of one pushed batch (an OPC UA publish) on the agent's clock;
+    None when no usable reading carries one.
 
     Alarm delays are judged against ticks of the agent's clock, so samples must be on it too: a PLC whose
     clock is a minute behind would otherwise meet every on-delay at once (and one ahead never clear in
-    time). The newest source timestamp of the batch is taken as received when the batch was; the others
-    keep their spacing from it (several values of one point in one subscription publish stay apart).
+    time). The newest source timestamp of the batch's good and uncertain readings is taken as received
+    when the batch was (a bad reading may carry the server's clock instead of the device's); the others
+    keep their spacing from it (several values of one point in one publish stay apart). Compute it for the
+    whole publish, before cutting it into frames.
     """
-    newest = max(filter(None, map(_source_ts, readings)), default=None)
+    newest = max((r.source_ts for r in readings if r.source_ts and r.quality is not Quality.BAD), default=None)
     if newest is None:
         return None
     return float(max(map(_receive_ts, readings))) - float(newest)
@@ -243,8 +244,14 @@ class AlarmStage:
                     plans.setdefault(key[:i], {})[key[i + 1:]] = plan
         return plans
 
-    async def on_readings(self, device: str, readings: Sequence[Reading]) -> None:
+    async def on_readings(self, device: str, readings: Sequence[Reading], pushed_offset: float | None = None
+                          ) -> None:
         """Feed one device's readings to the rules, references, interlocks and counters of their points.
+
+        Samples are placed on the agent's clock: a polled reading at its receive time (an OPC UA read's
+        source timestamp is when the value last changed, possibly hours ago, not when it was sampled); a
+        pushed one (a data change) at its source time plus ``pushed_offset`` (:func:`source_clock_offset`
+        of its publish), or its receive time without one.
 
         A limit rule's sample that cannot change anything (usable value, same level code, machine
         settled) is recorded by :meth:`LimitAlarm.absorb` instead of a full state-machine step; the
@@ -257,7 +264,7 @@ class AlarmStage:
         if plans:
             latest = self._latest
             bad = Quality.BAD
-            offset = source_clock_offset(readings)
+            offset = pushed_offset
             for r in readings:
                 plan = plans.get(r.point)
                 if plan is None:
@@ -406,6 +413,8 @@ class AlarmStage:
                 mine[state] = mine.get(state, 0) + n
         self._interval_counts = {}
         new._restore_events[:0], self._restore_events = self._restore_events, []  # not sent yet: new sends them
+        for key, value in self._latest.items():  # interlock inputs pushed on change only: known from the start
+            new._latest.setdefault(key, value)
         return new
 
     def take_interval_counts(self, asset: str) -> dict[str, object]:

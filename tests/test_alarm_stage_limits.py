@@ -122,14 +122,14 @@ def test_absorb_refuses_what_update_must_judge() -> None:
 
 
 # ----------------------------------------------------------------- AlarmStage: fast path vs the former loop
-async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence[Reading]) -> None:
+async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence[Reading],
+                              offset: float | None = None) -> None:
     """AlarmStage.on_readings before the fast path: every rule of every reading takes a full update."""
     rules = stage.rules
     if not (rules.by_point or rules.references or stage._counter_sources or stage._interlock_inputs):
         return
     events: list[AlarmEvent] = []
     latest = stage._latest
-    offset = alarm_stage_module.source_clock_offset(readings)
     for r in readings:
         key = f"{device}/{r.point}"
         alarms = rules.by_point.get(key)
@@ -287,20 +287,38 @@ async def test_delays_run_on_the_agent_clock_whatever_the_device_clock(tmp_path:
         stage = AlarmStage(_config(data_dir), {}, sink, data_dir)
         t0 = time.time()
 
-        def reading(value: float, at_s: float, t0: float = t0, skew_s: float = skew_s) -> list[Reading]:
-            return [Reading("temp", value, Quality.GOOD, receive_ts=t0 + at_s, source_ts=t0 + at_s + skew_s)]
+        async def push(value: float, at_s: float, t0: float = t0, skew_s: float = skew_s,
+                       stage: AlarmStage = stage) -> None:
+            """One publish of a subscription: the PLC's clock on the value, the server's on a bad point."""
+            batch = [Reading("temp", value, Quality.GOOD, receive_ts=t0 + at_s, source_ts=t0 + at_s + skew_s),
+                     Reading("pressure", None, Quality.BAD, receive_ts=t0 + at_s, source_ts=t0 + at_s)]
+            await stage.on_readings("plc", batch, pushed_offset=alarm_stage_module.source_clock_offset(batch))
 
-        await stage.on_readings("plc", reading(85.0, 0.0))  # a one-second spike
+        await push(85.0, 0.0)  # a one-second spike
         await stage.tick(t0 + 1.0)
-        await stage.on_readings("plc", reading(70.0, 1.0))
+        await push(70.0, 1.0)
         for k in range(2, 8):
             await stage.tick(t0 + k)
         spike = [b for _, b in sink.records if b.get("rule") == "temp"]
         assert spike == [], (skew_s, spike)
-        await stage.on_readings("plc", reading(85.0, 8.0))  # sustained: raised after 2 s on the agent clock
+        await push(85.0, 8.0)  # sustained: raised after 2 s on the agent clock
         await stage.tick(t0 + 9.0)
         assert [b for _, b in sink.records if b.get("rule") == "temp"] == [], skew_s
-        await stage.on_readings("plc", reading(85.0, 9.5))
+        await push(85.0, 9.5)
         await stage.tick(t0 + 10.0)
         raised = [b for _, b in sink.records if b.get("rule") == "temp"]
         assert [b["state"] for b in raised] == ["raised"], (skew_s, raised)
+
+
+def test_a_publish_keeps_its_values_apart_on_the_agent_clock() -> None:
+    """Several values of one point in one publish keep their spacing (the offset is the publish's), placed
+    so that the newest good one lands at the receive time; a bad reading's server time does not count."""
+    t0 = 1_000_000.0
+    batch = [Reading("temp", float(v), Quality.GOOD, receive_ts=t0 + 5.0, source_ts=t0 - 60.0 + 0.2 * k)
+             for k, v in enumerate(range(5))]
+    batch.append(Reading("pressure", None, Quality.BAD, receive_ts=t0 + 5.0, source_ts=t0 + 5.0))
+    offset = alarm_stage_module.source_clock_offset(batch)
+    assert offset is not None
+    assert [r.source_ts + offset for r in batch[:5]] == pytest.approx([t0 + 4.2, t0 + 4.4, t0 + 4.6, t0 + 4.8,
+                                                                       t0 + 5.0])
+    assert alarm_stage_module.source_clock_offset(batch[5:]) is None  # only bad readings: no usable clock

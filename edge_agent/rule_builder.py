@@ -237,11 +237,17 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                     if kinds.get(p) == "waveform"]
                 for point in dict.fromkeys(targets):
                     other = built.zone_overrides.get(point)
-                    if other is not None:
+                    if other is not None and bool(other.point) == bool(rule.point):
                         raise ValueError(
                             f"rule {rule_id(rule)}: {point} is already watched by iso_zone rule {rule_id(other)}; "
-                            "one iso_zone rule per waveform point (drop one of them)")
+                            "one iso_zone rule per waveform point, or one for the asset and one for a point "
+                            "(the point's wins)")
+                    if other is not None and other.point:
+                        continue  # an asset-wide rule after a point's own: the point's rule stays
                     built.zone_overrides[point] = rule
+                    gate = built.vibration_gates.pop((point, "iso_zone"), None)
+                    if gate is not None:  # the asset rule this point rule overrides: its interlock goes
+                        built.interlocks.remove(gate)
                     if rule.when:
                         built.vibration_gates[(point, "iso_zone")] = _interlock(built, cfg, rule.when, point)
             elif isinstance(rule, cfg_rules.FaultRule):
@@ -255,7 +261,7 @@ def build_rules(cfg: AgentConfig, units: dict[str, str],
                     built.vibration_gates[(rule.point, rule.fault)] = _interlock(built, cfg, rule.when, rule.point)
             when = getattr(rule, "when", None)
             if when and made:
-                built.interlocks.append(_interlock(built, cfg, when, getattr(rule, "point", "") or "", made))
+                _interlock(built, cfg, when, getattr(rule, "point", "") or "", made)  # registers it
         except ValueError as exc:
             if problems is None:
                 raise

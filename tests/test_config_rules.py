@@ -509,14 +509,26 @@ def test_one_iso_zone_rule_per_waveform_point() -> None:
         "agent": {"id": "gw", "site": "s"},
         "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840", "points": [
-            {"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": 12800}]}],
-        "assets": [{"name": "pump", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"}}],
+            {"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": 12800},
+            {"name": "running", "node": "ns=2;s=R"}]}],
+        "assets": [{"name": "pump", "points": ["ua/vib", "ua/running"],
+                    "machine": {"group": 2, "foundation": "rigid"}}],
     }
     with pytest.raises(ConfigError) as info:
-        load_config_data({**base, "rules": [{"kind": "iso_zone", "name": "z1", "asset": "pump"},
+        load_config_data({**base, "rules": [{"kind": "iso_zone", "name": "z1", "point": "ua/vib"},
                                             {"kind": "iso_zone", "point": "ua/vib"}]}, "t")
     assert info.value.errors == ["t: rules[1]: rule ua/vib:iso_zone: ua/vib is already watched by iso_zone rule "
-                                 "z1; one iso_zone rule per waveform point (drop one of them)"]
+                                 "z1; one iso_zone rule per waveform point, or one for the asset and one for a "
+                                 "point (the point's wins)"]
+    # the natural override: a stricter rule for one point of an asset-wide rule, in either order
+    from edge_agent.rule_builder import build_rules
+
+    for rules in ([{"kind": "iso_zone", "name": "all", "asset": "pump", "when": "running"},
+                   {"kind": "iso_zone", "name": "one", "point": "ua/vib", "on_delay": "1m"}],
+                  [{"kind": "iso_zone", "name": "one", "point": "ua/vib", "on_delay": "1m"},
+                   {"kind": "iso_zone", "name": "all", "asset": "pump", "when": "running"}]):
+        built = build_rules(load_config_data({**base, "rules": rules}, "t"), {})
+        assert built.zone_overrides["ua/vib"].name == "one" and built.interlocks == [], rules
     with pytest.raises(ConfigError) as info:
         load_config_data({**base, "rules": [{"kind": "fault", "name": f"f{i}", "point": "ua/vib",
                                              "fault": "unbalance"} for i in (1, 2)]}, "t")
@@ -538,3 +550,17 @@ def test_rules_that_judge_a_value_refuse_a_text_point() -> None:
         "rule needs a number, so it would never fire",
         "t: rules[1]: rule plc/t:deviation (plc/t): plc/state is a text point (type: string); a deviation rule "
         "needs a number, so it would never fire"]
+
+
+def test_a_when_interlock_is_registered_once() -> None:
+    from edge_agent.rule_builder import build_rules
+
+    built = build_rules(load_config_text(_rules("{point: plc/temp, high: 80, when: running}")), {})
+    assert len(built.interlocks) == 1
+
+
+def test_the_trend_minimum_is_the_predictors() -> None:
+    from diagnostics.trend import MIN_SAMPLES
+    from edge_agent.config.rules_process import TREND_MIN_SAMPLES
+
+    assert TREND_MIN_SAMPLES == MIN_SAMPLES

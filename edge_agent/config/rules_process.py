@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from diagnostics.trend import MIN_SAMPLES as TREND_MIN_SAMPLES
 from edge_agent.config._base import Issue, PointRef, issues_error
 from edge_agent.config.rules_common import (
     InterlockedRule,
@@ -17,6 +16,9 @@ from edge_agent.config.rules_common import (
 )
 from edge_agent.config.units import Duration
 
+#: Fewest samples the trend predictor fits (diagnostics.trend.MIN_SAMPLES, which imports numpy: a
+#: Modbus-only agent must not load it for its config; tests/test_config_rules.py keeps the two equal).
+TREND_MIN_SAMPLES = 5
 TrendFeature = Literal["velocity_rms", "rms", "peak", "peak_to_peak", "crest_factor", "kurtosis"]
 DEFAULT_TREND_FEATURE = "velocity_rms"
 

@@ -106,15 +106,23 @@ class _Session:
     acked: int = 0  # records acknowledged on this connection
     largest: tuple[int, str] = (0, "")  # the biggest record published on it: PUBLISH bytes, topic
     largest_id: int | None = None  # its outbox record id
+    largest_seq: int = 0  # its place in this connection's publish order
+    largest_at: float = 0.0  # time.monotonic() of its publish
     sizes: dict[int, int] = field(default_factory=dict)  # mid -> PUBLISH bytes of the record in flight
+    seqs: dict[int, int] = field(default_factory=dict)  # mid -> place in the publish order
+    published: int = 0  # records published on this connection
+    last_acked_seq: int = 0  # the latest place in the publish order acknowledged
 
 
 #: Connections in a row lost before any record was acknowledged, before the publisher says why that may be.
 UNACKED_LOSSES_BEFORE_HINT = 3
-#: Connections lost while one record, bigger than any the broker ever acknowledged, was the biggest in flight,
-#: before that record is taken for one the broker refuses by size (MQTT 3.1.1 brokers just disconnect) and
-#: dropped, so that it stops holding back every other record.
-OVERSIZED_LOSSES_BEFORE_DROP = 3
+#: Connections in a row lost within OVERSIZED_LOSS_WINDOW_S of publishing the same record, the biggest in
+#: flight and bigger than any the broker ever acknowledged, with nothing published after it acknowledged,
+#: before that record is taken for one the broker refuses by size (an MQTT 3.1.1 broker just disconnects)
+#: and dropped, so that it stops holding back every other record. Only with MQTT 3.1.1 and no
+#: mqtt.max_packet_size (an MQTT 5 broker announces its limit; a configured one is applied before sending).
+OVERSIZED_LOSSES_BEFORE_DROP = 5
+OVERSIZED_LOSS_WINDOW_S = 5.0
 #: Records this size or smaller are never taken for oversized: no broker in use limits packets that low
 #: (AWS IoT Core 128 KB, Azure IoT Hub 256 KB; Mosquitto, EMQX and HiveMQ 1 MB or more by default), so a
 #: flaky link or a refusing ACL cannot get ordinary records dropped this way.
@@ -172,8 +180,7 @@ class Publisher:
         self._pending_delete: set[int] = set()  # acked by the broker, deletion not yet committed
         self._unacked_losses = 0  # connections in a row lost before any record was acknowledged
         self._largest_acked = 0  # PUBLISH bytes of the biggest record the broker acknowledged (since start)
-        self._oversized_losses: dict[int, int] = {}  # record id -> connections lost with it as the suspect
-        self._learned_max_packet: int | None = None  # bytes: below the smallest record dropped as oversized
+        self._oversized_suspect: tuple[int, int] | None = None  # (record id, connections in a row lost on it)
         self._acks_to_commit: list[int] = []
         self._ack_ready = asyncio.Event()
         self._subscriptions: dict[str, tuple[int, MessageHandler]] = {}
@@ -521,8 +528,7 @@ class Publisher:
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
         if receive_max:
             session.window = min(session.window, int(receive_max))
-        limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None,
-                              self._learned_max_packet) if n]
+        limits = [n for n in (s.max_packet_size, getattr(props, "MaximumPacketSize", None) if props else None) if n]
         session.max_packet = min(int(n) for n in limits) if limits else None
         return session
 
@@ -583,8 +589,10 @@ class Publisher:
         record_id = session.inflight.pop(mid, None)
         sent_at = session.sent_at.pop(mid, None)
         size = session.sizes.pop(mid, 0)
+        seq = session.seqs.pop(mid, 0)
         if record_id is None:
             return
+        session.last_acked_seq = max(session.last_acked_seq, seq)
         if not reason.is_failure and size > self._largest_acked:
             self._largest_acked = size
         if self.ack_latency_observer is not None and sent_at is not None:
@@ -642,6 +650,7 @@ class Publisher:
             session.inflight.clear()
             session.sent_at.clear()
             session.sizes.clear()
+            session.seqs.clear()
             for future in session.direct.values():
                 if not future.done():
                     future.set_exception(PublishError("connection lost before the PUBACK"))
@@ -651,32 +660,35 @@ class Publisher:
                 log.warning("%s with %d record(s) in flight; they stay in the outbox and go again after "
                             "reconnecting", self.last_error, lost)
                 self._note_unacked_loss(session, lost)
-                if suspect_in_flight:
-                    self._note_oversized_suspect(session)
+                self._note_oversized_suspect(session, suspect_in_flight)
 
-    def _note_oversized_suspect(self, session: _Session) -> None:
-        """The connection was lost while its biggest record was in flight. When that record is bigger than
-        any the broker ever acknowledged, count it; after OVERSIZED_LOSSES_BEFORE_DROP such losses it is
-        dropped (counted as rejected, logged with the fix) and records of its size or more are refused from
-        then on: an MQTT 3.1.1 broker with a size limit disconnects without saying why, and the record would
-        otherwise block the outbox (and get good records evicted) for ever."""
+    def _note_oversized_suspect(self, session: _Session, in_flight: bool) -> None:
+        """After a lost connection: was it (again) lost on the same oversized-looking record? See
+        OVERSIZED_LOSSES_BEFORE_DROP for when such a record is dropped (counted as rejected, logged with the
+        fix): an MQTT 3.1.1 broker with a size limit disconnects without saying why, and the record would
+        otherwise block the outbox (and, the buffer filling, get good records evicted) for ever."""
         size, topic = session.largest
         record_id = session.largest_id
-        if record_id is None or size <= max(self._largest_acked, OVERSIZED_MIN_BYTES):
+        suspect = (
+            in_flight and record_id is not None
+            and self.settings.protocol == "3.1.1" and not self.settings.max_packet_size
+            and size > max(self._largest_acked, OVERSIZED_MIN_BYTES)
+            and session.last_acked_seq < session.largest_seq  # nothing sent after it got through
+            and time.monotonic() - session.largest_at <= OVERSIZED_LOSS_WINDOW_S)
+        if not suspect or record_id is None:
+            self._oversized_suspect = None  # in a row, or not at all
             return
-        strikes = self._oversized_losses.get(record_id, 0) + 1
-        if len(self._oversized_losses) >= 16 and record_id not in self._oversized_losses:
-            self._oversized_losses.clear()  # bounded: stale suspects from long ago go
-        self._oversized_losses[record_id] = strikes
+        previous = self._oversized_suspect
+        strikes = previous[1] + 1 if previous is not None and previous[0] == record_id else 1
+        self._oversized_suspect = (record_id, strikes)
         if strikes < OVERSIZED_LOSSES_BEFORE_DROP:
             return
-        del self._oversized_losses[record_id]
-        self._learned_max_packet = min(self._learned_max_packet or size, size - 1)
+        self._oversized_suspect = None
         self._drop_record(record_id, topic,
-                          f"the broker dropped the connection {strikes} times while its {size}-byte PUBLISH was in "
-                          f"flight, and has never acknowledged a record over {self._largest_acked} bytes: it "
-                          "refuses records this big; records of this size or more are dropped from now on. Set "
-                          "mqtt.max_packet_size to the broker's real limit")
+                          f"the broker dropped the connection {strikes} times in a row within seconds of its "
+                          f"{size}-byte PUBLISH, and has never acknowledged a record over {self._largest_acked} "
+                          "bytes: it likely refuses records this big (MQTT 3.1.1 brokers do not say so). Set "
+                          "mqtt.max_packet_size to the broker's limit to have such records dropped at once")
 
     def _note_unacked_loss(self, session: _Session, lost: int) -> None:
         """Say what to do when the broker keeps dropping the connection before acknowledging anything: the
@@ -735,12 +747,15 @@ class Publisher:
                     continue
                 if info.rc != paho.MQTT_ERR_SUCCESS:
                     return  # the connection is gone; on_disconnect ends the session
+                now = time.monotonic()
                 session.inflight[info.mid] = record.id
-                session.sent_at[info.mid] = time.monotonic()
+                session.sent_at[info.mid] = now
                 session.sizes[info.mid] = size
+                session.published += 1
+                session.seqs[info.mid] = session.published
                 if size > session.largest[0]:
                     session.largest = (size, record.topic)
-                    session.largest_id = record.id
+                    session.largest_id, session.largest_seq, session.largest_at = record.id, session.published, now
                 self.counters.published += 1
 
     def _drop_unsendable(self, record: Record, reason: str) -> None:

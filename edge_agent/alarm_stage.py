@@ -356,6 +356,9 @@ class AlarmStage:
                                                       [alarm]))
                 events.extend(alarm.update_capture(ts_s, 1.0 if detected else 0.0,
                                                    {"score": score, "indicator": evidence}))
+            made = {alarm.rule_id for alarm in faults.values()}
+            for rule_id in self._pending_fault_states.pop(key, set()) - made:  # saved, and no such alarm now
+                self._close_saved(self._saved[rule_id], "its rule was removed from the configuration")
         await self._publish(events)
 
     async def on_comms(self, device: str, down: bool, reason: str = "") -> None:
@@ -461,6 +464,7 @@ class AlarmStage:
 
     def _load(self) -> None:
         self._saved: dict[str, Any] = {}
+        self._pending_fault_states: dict[str, set[str]] = {}  # point -> saved fault alarm ids not made yet
         try:
             data = json.loads(self._state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -474,8 +478,15 @@ class AlarmStage:
             ids.add(alarm.rule_id)
             self._restore_one(alarm)
         for rule_id, saved in self._saved.items():
-            if rule_id not in ids:
-                self._close_saved(saved, "its rule was removed from the configuration")
+            if rule_id in ids:
+                continue
+            machine = saved.get("machine") if isinstance(saved, dict) else None
+            point = machine.get("point") if isinstance(machine, dict) else None
+            if isinstance(machine, dict) and machine.get("kind") == "fault" and point in self.fault_alarms:
+                # fault alarms are made at their point's first capture, and restored then: not gone
+                self._pending_fault_states.setdefault(str(point), set()).add(rule_id)
+                continue
+            self._close_saved(saved, "its rule was removed from the configuration")
         try:
             self.storm.load_dict(data.get("storm", {}))
         except (ValueError, TypeError, KeyError) as exc:

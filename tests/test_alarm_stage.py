@@ -202,3 +202,39 @@ async def test_a_threshold_on_an_on_off_point_fires_when_it_turns_on(tmp_path: P
     await feed(stage, 101.0, running=True)
     await feed(stage, 102.0, running=False)
     assert sink.states() == [("running-on", "raised"), ("running-on", "cleared")]
+
+
+async def test_an_active_fault_alarm_survives_a_restart_without_a_false_clear(tmp_path: Path) -> None:
+    """Fault alarms are made at their point's first capture: at a restart their saved state used to look
+    orphaned ('cleared: its rule was removed') and then came back active at the next capture."""
+    from diagnostics.bearing_geometry import bearing_by_name
+    from diagnostics.vibration import analyze_waveform
+    from drivers.sim.vibration import MachineVibration
+
+    cfg = load_config_data({
+        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path)},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+                     "points": [{"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": "12800Hz",
+                                 "unit": "g"}]}],
+        "assets": [{"name": "pump-1", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"},
+                    "bearings": [{"point": "ua/vib", "model": "SKF-6205"}]}],
+    }, "fault-restart")
+    machine = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=5, ramp_s=1.0)
+
+    def result(ts: float) -> Any:
+        return analyze_waveform(machine.capture(ts, 16384), 12800.0, speed_hz=24.7,
+                                bearing=bearing_by_name("SKF-6205"))
+
+    first = Sink()
+    stage = AlarmStage(cfg, {}, first, tmp_path)
+    for i in range(3):
+        await stage.on_vibration("pump-1", "ua/vib", result(100.0 + i), 100.0 + i)
+    assert [b["state"] for _t, b in first.records] == ["raised"]
+    after = Sink()
+    restarted = AlarmStage(cfg, {}, after, tmp_path, restart=True)
+    await restarted.tick(200.0)
+    await restarted.on_vibration("pump-1", "ua/vib", result(201.0), 201.0)
+    await restarted.tick(202.0)
+    assert [b for _t, b in after.records if b["state"] in ("cleared", "raised")] == []
+    assert restarted.fault_alarms["ua/vib"]["bearing_outer_race"].snapshot().active_level == "fault"

@@ -273,7 +273,9 @@ class AlarmStage:
                 if plan.interlock_input:
                     latest[plan.key] = raw if r.quality is Quality.GOOD else None
                 value = float(raw) if isinstance(raw, (int, float)) else None  # on/off states as 1.0 / 0.0
-                ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
+                # a bad reading may carry the server's clock, not the device's: at its receive time
+                ts = (r.receive_ts if not r.source_ts or offset is None or r.quality is bad
+                      else r.source_ts + offset)
                 for alarm, limit, stale in plan.alarms:
                     if limit is not None:
                         if value is not None and r.quality is not bad and limit.absorb(ts, value):
@@ -449,7 +451,11 @@ class AlarmStage:
         self._save()
 
     def _state(self) -> dict[str, object]:
-        return {"alarms": {a.rule_id: a.to_dict() for a in self.all_alarms()}, "storm": self.storm.to_dict(),
+        alarms: dict[str, object] = {a.rule_id: a.to_dict() for a in self.all_alarms()}
+        for pending in self._pending_fault_states.values():  # fault alarms not made yet keep their saved state
+            for rule_id in pending:
+                alarms.setdefault(rule_id, self._saved[rule_id])
+        return {"alarms": alarms, "storm": self.storm.to_dict(),
                 "counters": {asset: c.to_dict() for asset, (c, _s, _k) in self.counters.items()}}
 
     def _save(self) -> None:

@@ -231,6 +231,10 @@ async def test_an_active_fault_alarm_survives_a_restart_without_a_false_clear(tm
     for i in range(3):
         await stage.on_vibration("pump-1", "ua/vib", result(100.0 + i), 100.0 + i)
     assert [b["state"] for _t, b in first.records] == ["raised"]
+    # a restart, and another before the point's next capture (its fault alarm not made yet in between): the
+    # saved fault state must outlive the saves of that middle run
+    middle = AlarmStage(cfg, {}, Sink(), tmp_path, restart=True)
+    middle.save()
     after = Sink()
     restarted = AlarmStage(cfg, {}, after, tmp_path, restart=True)
     await restarted.tick(200.0)

@@ -143,7 +143,8 @@ async def _former_on_readings(stage: AlarmStage, device: str, readings: Sequence
             continue
         value = float(raw) if isinstance(raw, (int, float)) else None  # on/off states as 1.0 / 0.0
         latest[key] = raw if good else None
-        ts = r.receive_ts if not r.source_ts or offset is None else r.source_ts + offset
+        ts = (r.receive_ts if not r.source_ts or offset is None or r.quality is Quality.BAD
+              else r.source_ts + offset)
         for alarm in alarms or ():
             t = r.receive_ts if isinstance(alarm, StaleAlarm) else ts
             events.extend(alarm.update(t, value, r.quality.value))

@@ -119,12 +119,9 @@ async def test_state_survives_a_restart_without_re_raising(tmp_path: Path) -> No
     assert sink2.states() == [("hot", "cleared")]    # and the clear is not forgotten
 
 
-async def test_bearing_fault_in_two_consecutive_captures_raises_one_alert_with_evidence(tmp_path: Path) -> None:
-    from diagnostics.bearing_geometry import bearing_by_name
-    from diagnostics.vibration import analyze_waveform
-    from drivers.sim.vibration import MachineVibration
-
-    cfg = load_config_data({
+def bearing_pump_config(tmp_path: Path) -> Any:
+    """One OPC UA waveform point on an SKF-6205 bearing of a group 2 pump on a rigid foundation."""
+    return load_config_data({
         "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path)},
         "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
@@ -133,6 +130,14 @@ async def test_bearing_fault_in_two_consecutive_captures_raises_one_alert_with_e
         "assets": [{"name": "pump-1", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"},
                     "bearings": [{"point": "ua/vib", "model": "SKF-6205"}]}],
     }, "fault-test")
+
+
+async def test_bearing_fault_in_two_consecutive_captures_raises_one_alert_with_evidence(tmp_path: Path) -> None:
+    from diagnostics.bearing_geometry import bearing_by_name
+    from diagnostics.vibration import analyze_waveform
+    from drivers.sim.vibration import MachineVibration
+
+    cfg = bearing_pump_config(tmp_path)
     sink = Sink()
     stage = AlarmStage(cfg, {}, sink, tmp_path)
     machine = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=5, ramp_s=1.0)
@@ -211,15 +216,7 @@ async def test_an_active_fault_alarm_survives_a_restart_without_a_false_clear(tm
     from diagnostics.vibration import analyze_waveform
     from drivers.sim.vibration import MachineVibration
 
-    cfg = load_config_data({
-        "agent": {"id": "gw", "site": "s", "data_dir": str(tmp_path)},
-        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
-        "devices": [{"name": "ua", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
-                     "points": [{"name": "vib", "node": "ns=2;s=V", "kind": "waveform", "sample_rate": "12800Hz",
-                                 "unit": "g"}]}],
-        "assets": [{"name": "pump-1", "points": ["ua/vib"], "machine": {"group": 2, "foundation": "rigid"},
-                    "bearings": [{"point": "ua/vib", "model": "SKF-6205"}]}],
-    }, "fault-restart")
+    cfg = bearing_pump_config(tmp_path)
     machine = MachineVibration(12800.0, 24.7, scenario="outer_race", seed=5, ramp_s=1.0)
 
     def result(ts: float) -> Any:

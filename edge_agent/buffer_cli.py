@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from edge_agent.data_dir_lock import DataDirInUseError, DataDirLock
 from edge_agent.records import Priority
 
 OUTBOX_FILENAME = "outbox.sqlite"
@@ -83,7 +84,9 @@ def buffer_stats(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def _rows(conn: sqlite3.Connection, cls: Priority | None, limit: int | None) -> Iterator[dict[str, Any]]:
+def _rows(conn: sqlite3.Connection, cls: Priority | None, limit: int | None,
+          exact: bool = False) -> Iterator[dict[str, Any]]:
+    """Records in send order; ``exact``: every row also carries ``payload_base64`` (the stored bytes)."""
     where = "" if cls is None else f"WHERE priority = {int(cls)}"
     sql = ("SELECT id, priority, topic, payload, qos, retain, created_ms FROM records "
            f"{where} ORDER BY priority DESC, id")
@@ -94,8 +97,10 @@ def _rows(conn: sqlite3.Connection, cls: Priority | None, limit: int | None) -> 
         row: dict[str, Any] = {"id": rid, "class": Priority(prio).name.lower(), "topic": topic, "qos": qos,
                                "retain": bool(retain), "created_ms": created_ms}
         try:
-            row["payload"] = json.loads(raw)
+            row["payload"] = json.loads(raw, parse_constant=str)  # NaN / Infinity stay text, JSON stays valid
         except (UnicodeDecodeError, ValueError):
+            exact = True
+        if exact:
             row["payload_base64"] = base64.b64encode(raw).decode("ascii")
         yield row
 
@@ -112,12 +117,16 @@ def buffer_peek(data_dir: Path, limit: int = 10, cls: str | None = None) -> list
 
 
 def buffer_export(data_dir: Path, out: IO[str], cls: str | None = None) -> int:
-    """Write every record as one JSON object per line (send order) to ``out``; returns the count."""
+    """Write every record as one JSON object per line (send order) to ``out``; returns the count.
+
+    Each line carries the payload's exact bytes (``payload_base64``), so an export can be replayed as it
+    was; ``payload`` is a decoded view, where the payload is JSON. ASCII-only lines: any text survives.
+    """
     conn = _connect(data_dir)
     n = 0
     try:
-        for row in _rows(conn, _parse_class(cls), None):
-            out.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
+        for row in _rows(conn, _parse_class(cls), None, exact=True):
+            out.write(json.dumps(row, separators=(",", ":"), ensure_ascii=True, default=str) + "\n")
             n += 1
     finally:
         conn.close()
@@ -137,13 +146,23 @@ def buffer_purge(data_dir: Path, cls: str | None = None, older_than_s: float | N
         clauses.append("created_ms < ?")
         params.append(int(time.time() * 1000 - older_than_s * 1000))
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    conn = _connect(data_dir, write=True)
+    # Not under a running agent: its buffer accounting would go wrong (it would evict alerts to make room it
+    # already has) and it would wait on this write's lock. The data directory's lock says who runs.
+    lock = DataDirLock(data_dir)
     try:
-        with conn:
-            cur = conn.execute(f"DELETE FROM records{where}", params)
-        return cur.rowcount
+        lock.acquire()
+    except DataDirInUseError as exc:
+        raise ValueError(f"{exc}; purge works on a stopped agent's buffer") from None
+    try:
+        conn = _connect(data_dir, write=True)
+        try:
+            with conn:
+                cur = conn.execute(f"DELETE FROM records{where}", params)
+            return cur.rowcount
+        finally:
+            conn.close()
     finally:
-        conn.close()
+        lock.release()
 
 
 def add_buffer_arguments(parser: argparse.ArgumentParser) -> None:

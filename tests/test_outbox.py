@@ -383,3 +383,39 @@ async def test_a_wall_clock_step_does_not_age_out_fresh_records(tmp_path: Path,
         await poll_until(lambda: ob.stats()["records"] == 1, 10, "age eviction after 31 days")
     finally:
         await ob.close()
+
+
+async def test_one_record_stamped_in_the_future_does_not_stop_age_eviction(tmp_path: Path) -> None:
+    """A record written while the clock was a day ahead sat between expired ones: eviction stopped at it and
+    kept everything behind it for ever. Ids give the true write order: it goes with the records around it."""
+    import time as real_time
+
+    path = tmp_path / "outbox.sqlite"
+    ob = await Outbox.open(path, BIG, None)
+    await ob.put_many([(f"alerts/{i}", b"x", Priority.ALERT) for i in range(5)])
+    await ob.close()
+    now_ms = int(real_time.time() * 1000)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE records SET created_ms = ?", (now_ms - 2 * 3600 * 1000,))
+        conn.execute("UPDATE records SET created_ms = ? WHERE id = (SELECT min(id) + 2 FROM records)",
+                     (now_ms + 86400 * 1000,))
+    conn.close()
+    ob = await Outbox.open(path, BIG, 3600.0)  # max age 1 h
+    try:
+        await poll_until(lambda: ob.stats()["records"] == 0, 20, "age eviction past the future-stamped record")
+        assert ob.stats()["evicted"]["alert"] == 5
+    finally:
+        await ob.close()
+
+
+def test_extended_sqlite_corruption_codes_count_as_corruption() -> None:
+    from edge_agent.outbox.sqlite_store import is_corruption
+
+    def error(code: int) -> sqlite3.DatabaseError:
+        exc = sqlite3.DatabaseError("damaged")
+        exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+        return exc
+
+    assert is_corruption(error(11)) and is_corruption(error(779)) and is_corruption(error(26))  # CORRUPT_INDEX 779
+    assert not is_corruption(error(5)) and not is_corruption(error(517))  # BUSY, BUSY_SNAPSHOT

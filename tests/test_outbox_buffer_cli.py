@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from edge_agent.buffer_cli import (
     add_buffer_arguments,
+    buffer_export,
     buffer_peek,
     buffer_purge,
     buffer_stats,
@@ -109,3 +111,31 @@ def test_edge_agent_buffer_command_line(data_dir: Path, tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["class"] == "alert"
 
     assert edge_agent_main(["buffer", "-c", str(tmp_path / "missing.yaml"), "stats"]) == 2
+
+
+def test_purge_refuses_while_the_agent_runs(data_dir: Path) -> None:
+    """Under a running agent a purge broke its accounting (it then evicted alerts to make room it had)."""
+    from edge_agent.data_dir_lock import DataDirLock
+
+    agent = DataDirLock(data_dir)
+    agent.acquire()
+    try:
+        with pytest.raises(ValueError, match=r"in use by another edge-agent .*purge works on a stopped agent"):
+            buffer_purge(data_dir)
+        assert buffer_stats(data_dir)["records"] == 5
+    finally:
+        agent.release()
+    assert buffer_purge(data_dir) == 5
+
+
+async def test_export_keeps_the_exact_bytes_and_stays_valid_json(tmp_path: Path) -> None:
+    ob = await Outbox.open(outbox_path(tmp_path), 10**8, None)
+    payloads = [b'{"a": 1,  "b": [1, 2]}', b'{"x": NaN}', b'{"t": "\\ud800"}', b"\x00\xff"]
+    await ob.put_many([("t/p", p, Priority.SUMMARY) for p in payloads])
+    await ob.close()
+    out = io.StringIO()
+    assert buffer_export(tmp_path, out) == 4
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]  # every line valid JSON
+    assert [base64.b64decode(r["payload_base64"]) for r in rows] == payloads
+    assert rows[0]["payload"] == {"a": 1, "b": [1, 2]} and rows[1]["payload"] == {"x": "NaN"}
+    assert out.getvalue().isascii()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +91,10 @@ class WriteResult:
 
 def is_corruption(exc: BaseException) -> bool:
     """True if ``exc`` says the database file is damaged or not a database at all."""
-    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", None) in (
-        SQLITE_CORRUPT, SQLITE_NOTADB)
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.DatabaseError) else None
+    # Python gives SQLite's extended codes (779 SQLITE_CORRUPT_INDEX, 267 SQLITE_CORRUPT_VTAB...): the primary
+    # code is the low byte
+    return isinstance(code, int) and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
 
 
 class SqliteStore:
@@ -281,7 +284,7 @@ class SqliteStore:
                     touched.add(p)
             self._apply(deltas)
             if max_age_ms is not None:
-                self._evict_older_than(now_ms - max_age_ms, evicted)
+                self._evict_older_than(now_ms - max_age_ms, evicted, now_ms)
             if self.total_bytes > max_bytes:
                 self._evict_to_size(max_bytes, evicted)
             for prio, n in evicted.items():
@@ -318,12 +321,18 @@ class SqliteStore:
         self.tallies[prio].bytes -= sum(r[0] for r in removed)
         evicted[prio] = evicted.get(prio, 0) + len(removed)
 
-    def _evict_older_than(self, cutoff_ms: int, evicted: dict[Priority, int]) -> None:
-        """Drop records created before ``cutoff_ms`` (epoch ms), oldest first in each class."""
+    def _evict_older_than(self, cutoff_ms: int, evicted: dict[Priority, int], now_ms: int | None = None) -> None:
+        """Drop records created before ``cutoff_ms`` (epoch ms), oldest first in each class.
+
+        A record stamped after ``now_ms`` (a clock that was ahead when it was written) neither stops the scan
+        nor counts as young: ids give the true write order, so one written between expired records is older
+        than the later of them and goes with them.
+        """
         self._refresh_oldest(p for p in Priority if self.tallies[p].count)
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         for prio in Priority:
             oldest = self.tallies[prio].oldest_ms
-            if oldest is None or oldest >= cutoff_ms:
+            if oldest is None or cutoff_ms <= oldest <= now:
                 continue
             after_id, last_expired, reached_young = 0, 0, False
             while not reached_young:
@@ -333,6 +342,8 @@ class SqliteStore:
                 if not rows:
                     break
                 for rid, created in rows:
+                    if created > now:
+                        continue  # from a clock that was ahead: decided by the records around it
                     if created >= cutoff_ms:
                         reached_young = True
                         break

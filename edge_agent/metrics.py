@@ -119,7 +119,8 @@ class NativeHeapCollector:
         yield _one("edge_agent_native_heap_in_use_bytes", "gauge",
                    "Of the C heap, bytes held by live allocations, bytes.", stats.in_use)
         yield _one("edge_agent_native_heap_free_bytes", "gauge",
-                   "Of the C heap, bytes in free chunks (what malloc_trim can give back), bytes.", stats.free)
+                   "Of the C heap, bytes in free chunks (fragmentation when it grows and in-use does not), bytes.",
+                   stats.free)
         yield _one("edge_agent_native_heap_mmapped_bytes", "gauge",
                    "Large allocations served by their own mmap, bytes.", stats.mmapped)
 

@@ -214,8 +214,8 @@ class AgentService:
         # of the collector's way, so full collections stay ~1 ms instead of 65-90 ms (poll jitter).
         gc.collect()
         gc.freeze()
-        if self.cfg.service.memory_trim_interval > 0:
-            self.metrics.heap.trim(read_rss_bytes)  # the config load's transient pages, before READY
+        if self.cfg.service.memory_trim_interval > 0:  # the config load's transient pages, before READY
+            await asyncio.to_thread(self.metrics.heap.trim, read_rss_bytes)
         data_dir = agent.data_dir
         assert agent.publisher is not None
         # Give the broker a moment so the remote state goes out with the birth message (not required).

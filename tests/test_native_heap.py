@@ -1,4 +1,4 @@
-"""glibc's heap under the agent: stats from mallinfo2 and malloc_trim giving stranded pages back.
+"""glibc's heap under the agent: stats from mallinfo2, and malloc_trim giving stranded pages back.
 
 The scenario is the one that makes a long-running agent's RSS creep: many mid-size allocations (above
 Python's 512-byte small-object limit, so they come from malloc's main heap), all freed except one at the
@@ -49,15 +49,25 @@ def test_stats_are_consistent_bytes() -> None:
     assert stats is not None
     assert 0 < stats.in_use <= stats.heap and 0 <= stats.free <= stats.heap
     assert stats.in_use + stats.free == stats.heap  # glibc: uordblks + fordblks == arena
+    assert stats.mmapped >= 0
 
 
-def test_metrics_export_the_heap_and_count_trims() -> None:
-    metrics = AgentMetrics(process=False)
-    body = metrics.render()[0].decode()
+def test_metrics_export_the_heap_gauges_where_glibc_has_them_and_count_trims() -> None:
+    body = AgentMetrics(process=False).render()[0].decode()
     assert "edge_agent_native_heap_trims_total 0.0" in body
     assert "edge_agent_native_heap_trim_returned_bytes_total 0.0" in body
-    if heap.stats() is not None:
-        assert "edge_agent_native_heap_in_use_bytes" in body and "edge_agent_native_heap_free_bytes" in body
+    names = ("edge_agent_native_heap_bytes", "edge_agent_native_heap_in_use_bytes",
+             "edge_agent_native_heap_free_bytes", "edge_agent_native_heap_mmapped_bytes")
+    if heap.stats() is None:
+        assert not any(f"{name} " in body for name in names)
+    else:
+        assert all(f"# TYPE {name} gauge" in body for name in names), body
+
+
+def test_without_glibc_nothing_is_exported_and_trim_is_a_no_op() -> None:
+    other = NativeHeap()
+    other._info = other._trim = None  # as on musl or macOS
+    assert other.stats() is None and other.trim(read_rss_bytes) is None and not other.can_trim
 
 
 def test_memory_trim_interval_defaults_parses_units_and_refuses_negatives() -> None:
@@ -67,5 +77,6 @@ def test_memory_trim_interval_defaults_parses_units_and_refuses_negatives() -> N
         .service.memory_trim_interval == 3600.0
     assert AgentConfig.model_validate({**base, "service": {"memory_trim_interval": 0}}) \
         .service.memory_trim_interval == 0.0
-    with pytest.raises(ValueError, match="memory_trim_interval"):
-        AgentConfig.model_validate({**base, "service": {"memory_trim_interval": "-5s"}})
+    for bad in ("-5s", "1ms", 2):  # a trim holds the allocator's locks: not more often than every 10 s
+        with pytest.raises(ValueError, match="memory_trim_interval"):
+            AgentConfig.model_validate({**base, "service": {"memory_trim_interval": bad}})

@@ -76,6 +76,18 @@ def _check_component(value: str) -> str:
 Component = Annotated[str, AfterValidator(_check_component)]
 
 
+def _check_trim_interval(value: float) -> float:
+    if value != 0 and not value >= MIN_TRIM_INTERVAL_S:
+        raise PydanticCustomError(
+            "trim_interval", "memory_trim_interval {value} s: use 0 (never) or at least {least} s (a trim holds "
+            "the allocator's locks for milliseconds)", {"value": value, "least": MIN_TRIM_INTERVAL_S})
+    return value
+
+
+#: Least seconds between two trims (each holds glibc's arena locks for a few milliseconds).
+MIN_TRIM_INTERVAL_S = 10.0
+
+
 class ServiceConfig(ConfigModel):
     """How the agent runs as a service: health endpoint and logging."""
 
@@ -89,8 +101,8 @@ class ServiceConfig(ConfigModel):
         default_factory=dict,
         description="Levels per logger, e.g. {drivers.modbus: debug, pymodbus: warning}.",
     )
-    memory_trim_interval: Annotated[Duration, Field(ge=0)] = Field(
+    memory_trim_interval: Annotated[Duration, AfterValidator(_check_trim_interval)] = Field(
         default=600.0,
-        description="How often to hand free C-heap pages back to the system (glibc malloc_trim); "
-        "0 turns it off. Keeps RSS flat over months of uptime.",
+        description="How often to hand free C-heap pages back to the system (glibc malloc_trim), so RSS "
+        "does not ratchet up with each new high-water of transient allocations; at least 10s, or 0 for never.",
     )

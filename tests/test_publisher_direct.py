@@ -153,3 +153,33 @@ async def test_cancelling_publish_now_is_never_swallowed(tmp_path: Path, mosquit
     finally:
         await pub.stop(1)
         await ob.close()
+
+
+def test_a_client_collected_after_its_loop_closed_does_not_raise() -> None:
+    """paho's Client.__del__ closes its socket and calls back into the bridge; after the event loop is
+    gone that must be a no-op, not 'RuntimeError: Event loop is closed' from a finaliser."""
+    import asyncio
+    import threading
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge_agent.mqtt.paho_bridge import PahoAsyncioBridge
+
+    loop = asyncio.new_event_loop()
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    bridge = PahoAsyncioBridge(client, loop)
+    loop.close()
+    errors: list[BaseException] = []
+
+    def close_from_another_thread() -> None:
+        try:
+            bridge._on_socket_close(client, None, None)
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    worker = threading.Thread(target=close_from_another_thread)
+    worker.start()
+    worker.join()
+    bridge._on_socket_close(client, None, None)  # and from the loop's own thread
+    assert errors == []

@@ -42,6 +42,8 @@ class PahoAsyncioBridge:
 
     # ------------------------------------------------------------------ paho callbacks (any thread)
     def _in_loop(self, fn: Any, *args: Any) -> None:
+        if self.loop.is_closed():
+            return  # a client collected after its event loop ended (its __del__ closes the socket): nothing to do
         if threading.get_ident() == self._loop_thread:
             fn(*args)
         else:

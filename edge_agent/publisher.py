@@ -95,7 +95,8 @@ class _Session:
     client: paho.Client
     bridge: PahoAsyncioBridge
     inflight: dict[int, int] = field(default_factory=dict)  # mid -> outbox record id
-    sent_at: dict[int, float] = field(default_factory=dict)  # mid -> time.monotonic() of the publish
+    #: mid -> (time.monotonic() of the publish, PUBLISH bytes, place in this connection's publish order)
+    sent: dict[int, tuple[float, int, int]] = field(default_factory=dict)
     window: int = 100
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     connack: asyncio.Future[tuple[ReasonCode, Properties | None]] | None = None
@@ -108,8 +109,6 @@ class _Session:
     largest_id: int | None = None  # its outbox record id
     largest_seq: int = 0  # its place in this connection's publish order
     largest_at: float = 0.0  # time.monotonic() of its publish
-    sizes: dict[int, int] = field(default_factory=dict)  # mid -> PUBLISH bytes of the record in flight
-    seqs: dict[int, int] = field(default_factory=dict)  # mid -> place in the publish order
     published: int = 0  # records published on this connection
     last_acked_seq: int = 0  # the latest place in the publish order acknowledged
 
@@ -587,15 +586,14 @@ class Publisher:
             self._wake.set()  # its slot in the window is free again
             return
         record_id = session.inflight.pop(mid, None)
-        sent_at = session.sent_at.pop(mid, None)
-        size = session.sizes.pop(mid, 0)
-        seq = session.seqs.pop(mid, 0)
-        if record_id is None:
+        sent = session.sent.pop(mid, None)
+        if record_id is None or sent is None:
             return
+        sent_at, size, seq = sent
         session.last_acked_seq = max(session.last_acked_seq, seq)
         if not reason.is_failure and size > self._largest_acked:
             self._largest_acked = size
-        if self.ack_latency_observer is not None and sent_at is not None:
+        if self.ack_latency_observer is not None:
             try:
                 self.ack_latency_observer(time.monotonic() - sent_at)
             except Exception:
@@ -648,9 +646,7 @@ class Publisher:
             lost = len(session.inflight)
             suspect_in_flight = session.largest_id is not None and session.largest_id in session.inflight.values()
             session.inflight.clear()
-            session.sent_at.clear()
-            session.sizes.clear()
-            session.seqs.clear()
+            session.sent.clear()
             for future in session.direct.values():
                 if not future.done():
                     future.set_exception(PublishError("connection lost before the PUBACK"))
@@ -749,10 +745,8 @@ class Publisher:
                     return  # the connection is gone; on_disconnect ends the session
                 now = time.monotonic()
                 session.inflight[info.mid] = record.id
-                session.sent_at[info.mid] = now
-                session.sizes[info.mid] = size
                 session.published += 1
-                session.seqs[info.mid] = session.published
+                session.sent[info.mid] = (now, size, session.published)
                 if size > session.largest[0]:
                     session.largest = (size, record.topic)
                     session.largest_id, session.largest_seq, session.largest_at = record.id, session.published, now

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,7 +320,7 @@ class SqliteStore:
         self.tallies[prio].bytes -= sum(r[0] for r in removed)
         evicted[prio] = evicted.get(prio, 0) + len(removed)
 
-    def _evict_older_than(self, cutoff_ms: int, evicted: dict[Priority, int], now_ms: int | None = None) -> None:
+    def _evict_older_than(self, cutoff_ms: int, evicted: dict[Priority, int], now_ms: int) -> None:
         """Drop records created before ``cutoff_ms`` (epoch ms), oldest first in each class.
 
         A record stamped after ``now_ms`` (a clock that was ahead when it was written) neither stops the scan
@@ -329,10 +328,9 @@ class SqliteStore:
         than the later of them and goes with them.
         """
         self._refresh_oldest(p for p in Priority if self.tallies[p].count)
-        now = int(time.time() * 1000) if now_ms is None else now_ms
         for prio in Priority:
             oldest = self.tallies[prio].oldest_ms
-            if oldest is None or cutoff_ms <= oldest <= now:
+            if oldest is None or cutoff_ms <= oldest <= now_ms:
                 continue
             after_id, last_expired, reached_young = 0, 0, False
             while not reached_young:
@@ -342,7 +340,7 @@ class SqliteStore:
                 if not rows:
                     break
                 for rid, created in rows:
-                    if created > now:
+                    if created > now_ms:
                         continue  # from a clock that was ahead: decided by the records around it
                     if created >= cutoff_ms:
                         reached_young = True

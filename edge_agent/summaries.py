@@ -184,10 +184,7 @@ class DeviceStats:
         d = list(map(sub, x, self.shift))
         self.s1 = list(map(add, self.s1, d))
         self.s2 = list(map(add, self.s2, map(mul, d, d)))
-        low = min(ts)
-        if low < self.start_s:  # weigh from the interval start (a copy: the frame's list is shared)
-            ts = list(map(max, ts, repeat(self.start_s)))
-            low = self.start_s
+        ts, low = self._from_start(ts)
         if low >= self._ts_high:  # no time step back: each value held from its previous time to now
             self.area = list(map(add, self.area, map(mul, self.prev_value, map(sub, ts, self.prev_ts))))
         else:
@@ -203,6 +200,14 @@ class DeviceStats:
             consume(map(self.last_bool.__setitem__, bools, repeat(True)))
             self._bools_at = bools
             self.any_bool = bool(bools)
+
+    def _from_start(self, ts: list[float]) -> tuple[list[float], float]:
+        """``ts`` with times before the interval start moved to it (a copy then: the frame's list is shared
+        with the other consumers of the frame), and the earliest of them."""
+        low = min(ts)
+        if low < self.start_s:
+            return list(map(max, ts, repeat(self.start_s))), self.start_s
+        return ts, low
 
     def _add_area(self, ts: list[float], prev_value: list[float], prev_ts: list[float],
                   pos: list[int] | None, keep: Iterable[int] = ()) -> list[float]:
@@ -235,8 +240,7 @@ class DeviceStats:
         ts = frame.timestamps()
         if len(odd) == n:  # not one number
             return
-        if min(ts) < self.start_s:  # a copy: the frame's list is shared with the other consumers
-            ts = list(map(max, ts, repeat(self.start_s)))
+        ts = self._from_start(ts)[0]
         # the frame's view of each column: the column itself for a full frame, else a gathered copy
         mn, mx = (self.min, self.max) if full else (gather(self.min, pos, n), gather(self.max, pos, n))
         # min and max: C-level scan for the new extremes, then a scatter of those only (NaN never wins)

@@ -71,7 +71,13 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent until SIGINT/SIGTERM."""
-    from edge_agent.config import load_config
+    from edge_agent.config.mode import use_lean_models
+
+    use_lean_models()  # before any config model is imported: the running agent never holds pydantic
+    from edge_agent.native_heap import NativeHeap
+
+    NativeHeap().fix_mmap_threshold()  # before the heap holds large blocks (see edge_agent.native_heap)
+    from edge_agent.config.isolated import ConfigCheckFailed, load_config_checked
     from edge_agent.data_dir_lock import DataDirInUseError
     from edge_agent.errors import ConfigError
     from edge_agent.logging_setup import register_secret, setup_logging
@@ -79,10 +85,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.config)
     try:
-        cfg = load_config(path)
+        cfg = load_config_checked(path)
     except ConfigError as exc:
         _print_config_errors(exc.errors)
         return EXIT_CONFIG
+    except ConfigCheckFailed as exc:  # not a verdict on the config: exit so that systemd tries again
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         password = cfg.mqtt.read_password()
     except ConfigError as exc:  # the field's place in the file, as every config error gives it

@@ -13,6 +13,13 @@ the mean RSS much (measured: two parallel 75-minute runs, mean 107.26 MB without
 it does is keep RSS from ratcheting up with each new high-water. Two parallel runs of 105 minutes on
 2026-12-07 compare the trend (benchmarks/RESULTS.md).
 
+Large blocks are the other half. glibc serves a block of 128 KiB or more with its own ``mmap`` and gives it
+back at ``free``, but after each such free it raises that threshold to the block's size (up to 32 MiB),
+so the next cycle's JSON texts and Modbus buffers come from the heap and leave holes there.
+:meth:`NativeHeap.fix_mmap_threshold` pins the threshold (``mallopt(M_MMAP_THRESHOLD)``), which turns that
+adjustment off: a 10 000-point cycle's large transients then come and go with their own mappings
+(2.2 MB less peak RSS at 10 000 points; benchmarks/RESULTS.md).
+
 The figures (:meth:`NativeHeap.stats`) tell a leak (``in_use`` grows) from fragmentation (``free`` grows
 while ``in_use`` stays); the agent exports them on ``/metrics``. :class:`NativeHeap` finds the two glibc
 functions with :mod:`ctypes` once. On other C libraries (musl in Alpine containers, macOS) they are
@@ -66,12 +73,19 @@ class TrimResult:
         return max(0, self.rss_before - self.rss_after)
 
 
+#: ``mallopt`` parameter number of glibc's mmap threshold (malloc.h: ``#define M_MMAP_THRESHOLD -3``).
+M_MMAP_THRESHOLD = -3
+#: glibc's own starting threshold; pinned there, it no longer climbs after large frees.
+DEFAULT_MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
 class NativeHeap:
     """glibc's ``malloc_trim`` and ``mallinfo2`` when this process runs on glibc; a no-op elsewhere."""
 
     def __init__(self) -> None:
         self._trim: Any = None
         self._info: Any = None
+        self._mallopt: Any = None
         if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
             return
         try:
@@ -83,6 +97,11 @@ class NativeHeap:
             trim.argtypes = [ctypes.c_size_t]
             trim.restype = ctypes.c_int
             self._trim = trim
+        mallopt = getattr(libc, "mallopt", None)
+        if mallopt is not None:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+            self._mallopt = mallopt
         info = getattr(libc, "mallinfo2", None)  # glibc >= 2.33 (Debian 12, Raspberry Pi OS 12)
         if info is not None:
             info.argtypes = []
@@ -93,6 +112,16 @@ class NativeHeap:
     def can_trim(self) -> bool:
         """True when ``malloc_trim`` is available (glibc)."""
         return self._trim is not None
+
+    def fix_mmap_threshold(self, size_bytes: int = DEFAULT_MMAP_THRESHOLD_BYTES) -> bool:
+        """Serve every block of ``size_bytes`` (bytes) or more by its own mmap, for good (see module docs).
+
+        Returns whether glibc took the setting (False elsewhere). Best called early, before the heap holds
+        large blocks.
+        """
+        if self._mallopt is None:
+            return False
+        return bool(self._mallopt(M_MMAP_THRESHOLD, size_bytes))
 
     def stats(self) -> HeapStats | None:
         """The allocator's current figures in bytes, or ``None`` without glibc >= 2.33."""

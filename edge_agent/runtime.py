@@ -25,7 +25,8 @@ from typing import Any
 
 from edge_agent.agent import Agent
 from edge_agent.commands import AgentCommands, RecentLogHandler
-from edge_agent.config import AgentConfig, load_config
+from edge_agent.config import AgentConfig
+from edge_agent.config.isolated import load_config_checked
 from edge_agent.health import HealthServer, HealthState
 from edge_agent.metrics import AgentMetrics, read_rss_bytes
 from edge_agent.mqtt.remote_transport import PublisherTransport
@@ -224,6 +225,7 @@ class AgentService:
             remote_cfg = self.cfg.remote
             applier = FileConfigApplier(self.config_path, ConfigHistory(data_dir, keep=remote_cfg.keep_configs),
                                         on_change=agent.reconfigure, text=self.text, config=self.cfg)
+            self.text = ""  # the applier holds it from now on (compressed)
             self.transport = SwappablePublisherTransport(agent.publisher)
             agent.on_publisher_change.append(self.transport.swap)
             if remote_cfg.enabled:
@@ -317,7 +319,7 @@ async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: floa
     if config_path is not None:  # a change left on trial by the last run is undone first
         history = ConfigHistory(cfg.agent.data_dir, keep=cfg.remote.keep_configs)
         if await asyncio.to_thread(undo_unconfirmed, config_path, history):
-            cfg = await asyncio.to_thread(load_config, config_path)
+            cfg = await asyncio.to_thread(load_config_checked, config_path)
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
     service = AgentService(cfg, config_path, text)
     stop = asyncio.Event()

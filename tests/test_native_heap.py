@@ -80,3 +80,36 @@ def test_memory_trim_interval_defaults_parses_units_and_refuses_negatives() -> N
     for bad in ("-5s", "1ms", 2):  # a trim holds the allocator's locks: not more often than every 10 s
         with pytest.raises(ValueError, match="memory_trim_interval"):
             AgentConfig.model_validate({**base, "service": {"memory_trim_interval": bad}})
+
+
+MMAP_PROBE = """
+import json
+from edge_agent.native_heap import NativeHeap
+heap = NativeHeap()
+fixed = heap.fix_mmap_threshold() if {fix} else None
+first = bytearray(300_000)   # above glibc's starting threshold (128 KiB): its own mapping
+del first                    # glibc's dynamic threshold now climbs to ~300 kB (unless fixed)
+before = heap.stats().mmapped
+second = bytearray(300_000)
+print(json.dumps({{"fixed": fixed, "mmapped": heap.stats().mmapped - before}}))
+"""
+
+
+def _mmap_probe(fix: bool) -> dict[str, object]:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MMAP_PROBE.format(fix=fix)], capture_output=True, text=True,
+                         check=True, timeout=60)
+    return dict(json.loads(out.stdout))
+
+
+@glibc_only
+def test_a_fixed_mmap_threshold_keeps_large_blocks_out_of_the_heap() -> None:
+    # glibc's own behaviour first: after a large free, the same size comes from the heap
+    # ("mmapped": how much the second block added to the mapped bytes)
+    assert int(_mmap_probe(False)["mmapped"]) < 300_000  # type: ignore[call-overload]
+    pinned = _mmap_probe(True)
+    assert pinned["fixed"] is True
+    assert int(pinned["mmapped"]) >= 300_000  # type: ignore[call-overload]

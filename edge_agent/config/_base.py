@@ -16,19 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import (
+from diagnostics.waveform_units import waveform_units
+from edge_agent.config._pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PydanticCustomError,
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     WrapValidator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
-
-from diagnostics.waveform_units import waveform_units
 from edge_agent.errors import ConfigError
 
 Loc = tuple[str | int, ...]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
-
 from edge_agent.config._base import ConfigModel
+from edge_agent.config._pydantic import Field
 from edge_agent.config.units import Duration
 
 

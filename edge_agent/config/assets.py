@@ -5,11 +5,9 @@ from __future__ import annotations
 import difflib
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
-
 from diagnostics.bearing_geometry import BEARINGS, bearing_by_name
 from edge_agent.config._base import ConfigModel, Issue, Name, PointRef, issues_error
+from edge_agent.config._pydantic import Field, PydanticCustomError, field_validator, model_validator
 from edge_agent.config.maintenance import MaintenanceConfig
 
 

@@ -22,11 +22,16 @@ from edge_agent.config._base import ISSUES_ERROR_TYPE, Loc, format_loc
 from edge_agent.config.models import DEVICE_MODELS, UNION_TAGS, AgentConfig
 from edge_agent.config.references import reference_issues
 from edge_agent.config.rules import RULE_MODELS, rule_kind
-from edge_agent.config.yaml_source import YamlDocument, YamlSourceError, parse_yaml
+from edge_agent.config.text import (
+    DEFAULT_MAX_BYTES,
+    config_sections,
+    kind_of,
+    line_prefix,
+    parse_config_document,
+)
 from edge_agent.errors import ConfigError
 
-DEFAULT_MAX_BYTES = 1_000_000
-SECTIONS = tuple(AgentConfig.model_fields)
+SECTIONS = config_sections()
 
 Locator = Callable[[Loc], int | None]
 
@@ -58,44 +63,8 @@ def load_config_text(
     text: str, source: str = "<string>", *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> AgentConfig:
     """Parse and validate YAML ``text``; raise ConfigError naming ``source`` and the line of each problem."""
-    document = _parse(text, source, max_bytes)
+    document = parse_config_document(text, source, max_bytes)
     return _validate(document.data, source, document.line)
-
-
-def parse_config_text(
-    text: str, source: str = "<string>", *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> dict[str, Any]:
-    """Parse YAML ``text`` into plain data exactly as :func:`load_config_text` reads it, without validating.
-
-    Use it wherever config text becomes data (merge patches, rewriting): the same YAML 1.2 scalars, alias and
-    size guards and duplicate-key errors. Raises ConfigError for text that is not a YAML mapping.
-    """
-    return dict(_parse(text, source, max_bytes).data)
-
-
-def _parse(text: str, source: str, max_bytes: int) -> YamlDocument:
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > max_bytes:
-        raise ConfigError(
-            [f"{source}: the config is {size} bytes, larger than the limit of {max_bytes} bytes"]
-        )
-    try:
-        document = parse_yaml(text)
-    except YamlSourceError as exc:
-        raise ConfigError([_line_prefix(source, line) + msg for line, msg in exc.errors]) from None
-    data = document.data
-    if data is None:
-        raise ConfigError(
-            [f"{source}:1: the config is empty; it needs at least the sections 'agent' and 'mqtt'"]
-        )
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [
-                f"{source}:{document.line(())}: the top level must be a mapping of sections "
-                f"({', '.join(SECTIONS)}), not {_kind_of(data)}"
-            ]
-        )
-    return document
 
 
 def load_config_data(obj: object, source: str = "<data>") -> AgentConfig:
@@ -104,7 +73,7 @@ def load_config_data(obj: object, source: str = "<data>") -> AgentConfig:
         raise ConfigError(
             [
                 f"{source}: the top level must be an object of sections ({', '.join(SECTIONS)}), "
-                f"not {_kind_of(obj)}"
+                f"not {kind_of(obj)}"
             ]
         )
     return _validate(dict(obj), source, None)
@@ -125,7 +94,7 @@ def _validate(data: dict[str, Any], source: str, locate: Locator | None) -> Agen
         line = locate(loc) if locate is not None else None
         path = format_loc(loc)
         text = f"{path}: {msg}" if path else msg
-        lines.append((order, line, _line_prefix(source, line) + text))
+        lines.append((order, line, line_prefix(source, line) + text))
     lines.sort(key=lambda item: (item[1] if item[1] is not None else 0, item[0]))
     raise ConfigError([text for _, _, text in lines]) from None
 
@@ -325,16 +294,6 @@ def _show(value: object) -> str:
 
 def _show_ctx(value: object) -> str:
     return str(value) if not isinstance(value, str) else value
-
-
-def _kind_of(value: object) -> str:
-    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _line_prefix(source: str, line: int | None) -> str:
-    return f"{source}:{line}: " if line is not None else f"{source}: "
 
 
 # ----------------------------------------------------------------------------------------- model walking

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
-
 from edge_agent.config._base import ConfigModel, Issue, Name, PointRef, duplicate_issues, issues_error
+from edge_agent.config._pydantic import Field, model_validator
 from edge_agent.config.rules_common import Severity
 from edge_agent.config.units import Duration
 

@@ -10,17 +10,6 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import (
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
-
 from edge_agent.config._base import (
     Compacted,
     ConfigModel,
@@ -31,6 +20,16 @@ from edge_agent.config._base import (
     duplicate_issues,
     issues_error,
     waveform_unit_issues,
+)
+from edge_agent.config._pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PydanticCustomError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 from edge_agent.config.units import Duration, Frequency
 

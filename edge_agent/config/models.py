@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
-from pydantic_core import PydanticCustomError
-
 from diagnostics.expr import parse_expression
 from edge_agent.config._base import ConfigModel, Name, PasswordSource, issues_error, without_credentials
+from edge_agent.config._pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PydanticCustomError,
+    WithJsonSchema,
+    model_validator,
+)
 from edge_agent.config.alarms import AlarmsConfig
 from edge_agent.config.assets import Asset
 from edge_agent.config.interlocks import short_names

@@ -6,9 +6,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
-from pydantic_core import PydanticCustomError
-
 from edge_agent.config._base import (
     Compacted,
     ConfigModel,
@@ -19,6 +16,15 @@ from edge_agent.config._base import (
     issues_error,
     waveform_unit_issues,
     without_credentials,
+)
+from edge_agent.config._pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PydanticCustomError,
+    WithJsonSchema,
+    model_validator,
 )
 from edge_agent.config.modbus import (
     DeviceBase,

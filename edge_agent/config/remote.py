@@ -16,10 +16,8 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
-from pydantic_core import PydanticCustomError
-
 from edge_agent.config._base import ConfigModel, Issue, issues_error
+from edge_agent.config._pydantic import AfterValidator, Field, PydanticCustomError, model_validator
 from edge_agent.config.units import ByteSize, Duration, RatePerMinute
 
 #: Field paths a remote config may never change (``*`` stands for every device / point).

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Tag
-
+from edge_agent.config._pydantic import Discriminator, Tag
 from edge_agent.config.rules_common import LIMIT_FIELDS, RuleBase, RuleSeverity, Severity
 from edge_agent.config.rules_comms import BadQualityRule, StaleRule
 from edge_agent.config.rules_process import DeviationRule, RateRule, ThresholdRule, TrendRule

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema
-from pydantic_core import PydanticCustomError
-
 from diagnostics.expr import ExpressionError, parse_expression
 from edge_agent.config._base import ConfigModel, Issue, Name
+from edge_agent.config._pydantic import AfterValidator, Field, PydanticCustomError, WithJsonSchema
 from edge_agent.config.units import Duration
 
 Severity = Literal["info", "warning", "critical"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
 from edge_agent.config._base import Name, PointRef, issues_error
+from edge_agent.config._pydantic import Field, model_validator
 from edge_agent.config.rules_common import RuleBase, Severity
 from edge_agent.config.units import Duration
 

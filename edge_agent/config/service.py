@@ -6,10 +6,8 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
-from pydantic_core import PydanticCustomError
-
 from edge_agent.config._base import ConfigModel, Host, Port, issues_error
+from edge_agent.config._pydantic import AfterValidator, BeforeValidator, Field, PydanticCustomError, model_validator
 from edge_agent.config.units import Duration
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from edge_agent.config.loader import DEFAULT_MAX_BYTES, parse_config_text
 from edge_agent.errors import ConfigChangeRefused, ConfigError
 from edge_agent.remote.contracts import ApplyOutcome
 from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
@@ -31,9 +31,9 @@ ChangeHook = Callable[[Any, Any], Awaitable[list[str]]]
 
 
 def _default_validator(text: str, source: str) -> Any:
-    from edge_agent.config import load_config_text
+    from edge_agent.config.isolated import load_config_text_checked
 
-    return load_config_text(text, source)
+    return load_config_text_checked(text, source)
 
 
 class FileConfigApplier:
@@ -53,6 +53,15 @@ class FileConfigApplier:
         latest = history.latest()
         if latest is None or latest.hash != config_hash(self._text):
             history.record(self._text, version=None, label="", by="local", source="startup")
+
+    @property
+    def _text(self) -> str:
+        # Kept compressed: a 10 000-point config is ~600 KB of YAML, read back only on a change or a dump.
+        return zlib.decompress(self._packed_text).decode("utf-8", "surrogatepass")
+
+    @_text.setter
+    def _text(self, text: str) -> None:
+        self._packed_text = zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
 
     @property
     def config(self) -> Any:
@@ -148,4 +157,6 @@ class FileConfigApplier:
 def _as_mapping(text: str) -> dict[str, Any]:
     """The running config's text as data, read exactly as the loader reads it (YAML 1.2: ``010`` stays ten
     and ``off`` stays text; a YAML 1.1 reading would change them in every patch built on it)."""
+    from edge_agent.config.text import DEFAULT_MAX_BYTES, parse_config_text
+
     return parse_config_text(text, "<running config>", max_bytes=max(DEFAULT_MAX_BYTES, len(text.encode()) + 1))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from edge_agent.config.loader import parse_config_text
+from edge_agent.config.text import parse_config_text
 from edge_agent.errors import ConfigError
 from edge_agent.remote.cli_session import CliSession, Received
 from edge_agent.remote.errors import RemoteError

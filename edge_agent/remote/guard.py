@@ -10,12 +10,12 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from edge_agent.config.yaml_source import is_parser_depth_limit
 from edge_agent.remote.errors import LocalOnlyRefused, PayloadRefused, RateLimited
+
+if TYPE_CHECKING:
+    import yaml
 
 # Settings a remote config may never change: they decide who may push and whether PLC writes happen.
 # Each with the value a config that leaves it out gets (so spelling out the default is no change).
@@ -30,8 +30,15 @@ ALLOWED_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", 
                                                                     "map", "seq", "timestamp"))
 
 
-# libyaml's parser is ~10x faster than the pure-Python one; both report the same events and marks.
-_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _fast_safe_loader() -> Any:
+    """libyaml's parser when built (~10x faster than the pure-Python one; the same events and marks).
+
+    PyYAML loads on the first remote payload, not with the agent: a gateway that is never configured
+    remotely does not keep it in memory.
+    """
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,14 @@ def check_yaml_safety(text: str, limits: PayloadLimits, source: str = "<remote>"
     Walks the parser's event stream (no objects are built), so a hostile document costs time linear in
     its size. Error messages carry ``source:LINE``.
     """
+    import yaml
+
+    from edge_agent.config.yaml_source import is_parser_depth_limit
+
     depth = 0
     nodes = 0
     try:
-        for event in yaml.parse(text, Loader=_FAST_SAFE_LOADER):
+        for event in yaml.parse(text, Loader=_fast_safe_loader()):
             line = event.start_mark.line + 1 if event.start_mark is not None else 0
             if isinstance(event, yaml.AliasEvent):
                 raise PayloadRefused(f"{source}:{line}: YAML alias *{event.anchor} is not accepted in remote "
@@ -98,6 +109,8 @@ def check_yaml_safety(text: str, limits: PayloadLimits, source: str = "<remote>"
 
 
 def _yaml_refusal(exc: yaml.YAMLError, source: str) -> PayloadRefused:
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -107,9 +120,11 @@ def _yaml_refusal(exc: yaml.YAMLError, source: str) -> PayloadRefused:
 
 def load_yaml_mapping(text: str, limits: PayloadLimits, source: str = "<remote>") -> dict[str, Any]:
     """Check ``text`` with :func:`check_yaml_safety`, then load it; it must be a mapping (a config)."""
+    import yaml
+
     check_yaml_safety(text, limits, source)
     try:
-        data = yaml.load(text, Loader=_FAST_SAFE_LOADER)  # safe: the safe loader, libyaml-backed when built
+        data = yaml.load(text, Loader=_fast_safe_loader())  # safe: the safe loader, libyaml-backed when built
     except yaml.YAMLError as exc:
         raise _yaml_refusal(exc, source) from None
     except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:

@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from edge_agent import __version__
 from edge_agent.remote.audit import AuditLog
 from edge_agent.remote.commit_confirm import CommitConfirm
@@ -610,6 +608,8 @@ def _candidate(kind: str, body: str, active_data: dict[str, Any],
         patched = merge_patch(active_data, parse_json_object(body, limits, "merge patch"))
         if not isinstance(patched, dict):
             raise RemoteError("the merge patch must be a JSON object", code="bad_payload")
+        import yaml
+
         return patched, yaml.safe_dump(patched, sort_keys=False, allow_unicode=True, width=100)
     return load_yaml_mapping(body, limits, f"config/{kind}"), body
 

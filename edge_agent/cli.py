@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   component_levels=dict(service.component_levels))
     try:
         return asyncio.run(run_agent(cfg, path, duration_s=args.duration))
-    except DataDirInUseError as exc:
+    except (DataDirInUseError, ConfigCheckFailed) as exc:  # the latter: the config restored at start-up
         print(f"edge-agent: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 

@@ -13,6 +13,11 @@ class ConfigError(EdgeAgentError):
         self.errors = errors
 
 
+class ConfigCheckFailed(EdgeAgentError):
+    """The config could not be checked (its validation process could not run or died): it is neither valid
+    nor invalid; try again later."""
+
+
 class ConfigChangeRefused(EdgeAgentError):
     """A valid config that cannot replace the running one live (e.g. a new agent id or data directory); the
     running config was not touched."""

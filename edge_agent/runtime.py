@@ -26,7 +26,7 @@ from typing import Any
 from edge_agent.agent import Agent
 from edge_agent.commands import AgentCommands, RecentLogHandler
 from edge_agent.config import AgentConfig
-from edge_agent.config.isolated import load_config_checked
+from edge_agent.config.isolated import load_config_checked, stop_config_checks
 from edge_agent.health import HealthServer, HealthState
 from edge_agent.metrics import AgentMetrics, read_rss_bytes
 from edge_agent.mqtt.remote_transport import PublisherTransport
@@ -266,6 +266,7 @@ class AgentService:
     async def stop(self) -> None:
         """Stop everything; the agent last so that its final records are stored and drained."""
         self.notifier.stopping("stopping: finishing in-flight publishes")
+        stop_config_checks()  # a config check running in a worker thread would hold the exit for its duration
         await cancel_and_wait(self._tasks)
         if self.remote is not None:
             with contextlib.suppress(Exception):

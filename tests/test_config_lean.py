@@ -202,3 +202,39 @@ def test_cli_run_reports_a_failed_check_as_a_failure_not_a_config_error(
     code = cli.main(["run", "-c", str(ROOT / "config" / "example.yaml")])
     assert code == cli.EXIT_FAILURE != cli.EXIT_CONFIG
     assert "try again" in capsys.readouterr().err
+
+
+def test_the_child_ignores_modules_in_the_working_directory(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # under systemd the working directory is the agent's writable data directory
+    (tmp_path / "yaml.py").write_text("raise ImportError('the data directory shadowed PyYAML')\n")
+    monkeypatch.chdir(tmp_path)
+    path = ROOT / "config" / "example.yaml"
+    assert isolated._in_child(("path", str(path), None), str(path)) == load_config(path)
+
+
+def test_stopping_the_agent_ends_a_running_check_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    sleeper = tmp_path / "sleeper"
+    sleeper.write_text("#!/bin/sh\nsleep 30 &\nwait\n")  # a grandchild holds the pipe open too
+    sleeper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(sleeper))
+    failures: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            isolated._in_child(("path", "config/example.yaml", None), "config/example.yaml")
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=check)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not isolated._RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    isolated.stop_config_checks()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], ConfigCheckFailed)

@@ -250,3 +250,66 @@ async def test_a_device_that_cannot_be_built_refuses_the_change_while_everything
     finally:
         for name in list(agent.devices):
             await agent._stop_device(name)
+
+
+# ------------------------------------------------------------------ checks in a child that cannot run
+def child_validator(text: str, source: str) -> Any:
+    """What a lean agent validates with: the real child process (edge_agent.config.isolated)."""
+    from edge_agent.config import isolated
+
+    return isolated._in_child(("text", text, source, None), source)
+
+
+async def test_a_check_that_cannot_run_is_no_verdict_and_the_running_config_stays(
+        tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"), validate=child_validator)
+    original = applier.active_text()
+    new = original.replace("port: 5020", "port: 5030")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # e.g. no process slot left
+    outcome = await applier.apply(new, "push", "bob", None)
+    assert outcome.result == "rejected" and outcome.unchecked
+    assert "could not be checked" in outcome.message and "ended with code 1" in outcome.errors[0]
+    assert applier.active_text() == original and text_of(config_file) == original
+    monkeypatch.undo()
+    assert (await applier.apply(new, "push", "bob", None)).result == "accepted"
+
+
+async def test_a_rollback_needs_no_second_check(
+        tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"), validate=child_validator)
+    original, before = applier.active_text(), applier.config
+    new = original.replace("port: 5020", "port: 5030")
+    assert (await applier.apply(new, "push", "bob", None, on_trial=True)).result == "accepted"
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the trial's health check fails, and so would a child
+    undo = await applier.apply(original, "rollback", "commit-confirm", None)
+    assert undo.result == "accepted" and applier.config is before and text_of(config_file) == original
+    applier.end_confirm()
+    # outside a trial a change is checked as always
+    assert (await applier.apply(new, "push", "bob", None)).unchecked
+
+
+async def test_the_watch_tries_an_unchecked_edit_again(
+        tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    applier = FileConfigApplier(config_file, ConfigHistory(tmp_path / "data"), validate=child_validator)
+
+    async def apply_local(text: str, source: str) -> ApplyOutcome:
+        return await applier.apply(text, source, "local", None)
+
+    watch = ConfigFileWatch(config_file, applier.active_text, apply_local, interval_s=0.05)
+    await watch.check_now()
+    edited = applier.active_text().replace("port: 5020", "port: 5030")
+    _bump(config_file, edited)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    first = await watch.check_now()
+    assert first is not None and first.unchecked
+    assert await watch.check_now() is None  # waits before the next try
+    monkeypatch.undo()
+    await asyncio.sleep(0.06)
+    again = await watch.check_now()
+    assert again is not None and again.result == "accepted" and applier.active_text() == edited

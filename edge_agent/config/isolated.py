@@ -15,16 +15,21 @@ invalid. In a process with validating models, the functions here validate in pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.config.mode import lean_models
-from edge_agent.errors import ConfigError, EdgeAgentError
+from edge_agent.errors import ConfigCheckFailed, ConfigError
 
 if TYPE_CHECKING:
     from edge_agent.config.models import AgentConfig
@@ -34,13 +39,17 @@ log = logging.getLogger(__name__)
 #: A 1 MB config validates in about 2 s on a Raspberry Pi 3; far above that, the child is stuck.
 CHILD_TIMEOUT_S = 120.0
 
+#: Validation children running now (normally none or one), for :func:`stop_config_checks`.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
 _OK = "ok"
 _INVALID = "invalid"
 _STDERR_LINES_LOGGED = 20
 
 
-class ConfigCheckFailed(EdgeAgentError):
-    """The validation child could not run or died: the config is neither valid nor invalid (retry later)."""
+__all__ = ["ConfigCheckFailed", "load_config_checked", "load_config_text_checked", "share_equal_values",
+           "stop_config_checks"]
 
 
 def load_config_checked(path: str | Path, *, max_bytes: int | None = None) -> AgentConfig:
@@ -74,27 +83,48 @@ def _limit(max_bytes: int | None) -> dict[str, int]:
 
 def _in_child(request: tuple[Any, ...], source: str) -> AgentConfig:
     started = time.monotonic()
-    command = [sys.executable, "-m", "edge_agent.config.isolated"]
-    try:
-        child = subprocess.run(command, input=pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL),
-                               capture_output=True, timeout=CHILD_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ConfigCheckFailed(f"{source}: config validation took over {CHILD_TIMEOUT_S:.0f} s; "
-                                "stopped it") from exc
-    except OSError as exc:
-        raise ConfigCheckFailed(f"{source}: cannot start the config validation process: {exc}") from exc
-    stderr = child.stderr.decode("utf-8", "replace").strip().splitlines()
+    # -P: the working directory (the agent's data directory under systemd) is not searched for modules
+    command = [sys.executable, "-P", "-m", "edge_agent.config.isolated"]
+    expired = threading.Event()
+    with tempfile.TemporaryFile() as stderr_file:
+        try:
+            # its own process group: a kill reaches anything it started, which could hold the pipe open
+            child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file,
+                                     start_new_session=True)
+        except OSError as exc:
+            raise ConfigCheckFailed(f"{source}: cannot start the config validation process: {exc}") from exc
+        def expire() -> None:
+            expired.set()
+            _kill(child)
+
+        timer = threading.Timer(CHILD_TIMEOUT_S, expire)
+        timer.daemon = True
+        with _RUNNING_LOCK:
+            _RUNNING.add(child)
+        timer.start()
+        try:
+            answer, unreadable = _exchange(child, request)
+            returncode = child.wait()
+        finally:
+            timer.cancel()
+            with _RUNNING_LOCK:
+                _RUNNING.discard(child)
+            if child.poll() is None:
+                _kill(child)
+                child.wait()
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode("utf-8", "replace").strip().splitlines()
     for line in stderr[-_STDERR_LINES_LOGGED:]:
         log.warning("config validation process: %s", line)
-    if child.returncode != 0:
+    if expired.is_set():
+        raise ConfigCheckFailed(f"{source}: config validation took over {CHILD_TIMEOUT_S:.0f} s; stopped it")
+    if returncode != 0:
         last = stderr[-1] if stderr else "no message"
-        raise ConfigCheckFailed(f"{source}: the config validation process ended with code {child.returncode} "
-                                f"({last})")
-    try:
-        kind, payload, peak_rss_bytes = pickle.loads(child.stdout)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        raise ConfigCheckFailed(f"{source}: the config validation process ended with code {returncode} ({last})")
+    if unreadable is not None:
         raise ConfigCheckFailed(f"{source}: the config validation process gave an unreadable answer: "
-                                f"{type(exc).__name__}: {exc}") from exc
+                                f"{type(unreadable).__name__}: {unreadable}") from unreadable
+    kind, payload, peak_rss_bytes = answer
     if kind == _INVALID:
         raise ConfigError(list(payload))
     if kind != _OK:
@@ -104,6 +134,40 @@ def _in_child(request: tuple[Any, ...], source: str) -> AgentConfig:
              time.monotonic() - started, peak_rss_bytes / 1e6)
     config: AgentConfig = payload
     return config
+
+
+def _exchange(child: subprocess.Popen[bytes], request: tuple[Any, ...]) -> tuple[Any, Exception | None]:
+    """Send the request, read the answer as a stream (no second copy of a 1 MB pickle in memory)."""
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        with child.stdin:
+            child.stdin.write(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+    except BrokenPipeError:
+        pass  # the child is gone: its exit code tells why
+    try:
+        with child.stdout:
+            answer = pickle.load(child.stdout)
+        if not (isinstance(answer, tuple) and len(answer) == 3):
+            raise ValueError(f"not an answer: {type(answer).__name__}")
+        return answer, None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+            IndexError, KeyError) as exc:
+        return None, exc
+
+
+def stop_config_checks() -> None:
+    """Kill the validation children still running (the agent is stopping): their callers get
+    :class:`ConfigCheckFailed` at once instead of holding the exit for up to ``CHILD_TIMEOUT_S``."""
+    with _RUNNING_LOCK:
+        for child in _RUNNING:
+            _kill(child)
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    if child.returncode is not None:  # reaped: its pid (and group) may belong to someone else by now
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _peak_rss_bytes() -> int:
@@ -140,27 +204,33 @@ def share_equal_values(model: object) -> None:
 
     Validation gives every point its own ``'int16'``, ``0.0`` and ``'holding'``: ~100 bytes a point that
     one shared object of each saves. The child runs it before pickling (pickle writes a shared text once),
-    the agent again after unpickling (pickle writes every number out anew). Floats count as equal only
-    with the same sign and bits (``-0.0`` stays itself). Frozen models are changed under their feet: only
-    for a config that nothing uses yet.
+    the agent again after unpickling (pickle writes every number out anew, and texts come back
+    uninterned: interned here, the runtime's ``sys.intern`` of a point name finds the config's string
+    instead of keeping a second copy). Floats count as equal only with the same sign and bits (``-0.0``
+    stays itself). Frozen models are changed under their feet: only for a config that nothing uses yet.
     """
     from edge_agent.config._pydantic import BaseModel
 
     shared: dict[tuple[type, object], object] = {}
     seen: set[int] = set()
+    pending: list[object] = [model]
+    intern = sys.intern
 
-    def one(value: object) -> object:
+    def one(value: object) -> object:  # (not recursive: no reference cycle keeps the tables alive)
         kind = type(value)
-        if kind is str or kind is int:
+        if isinstance(value, str) and kind is str:
+            return intern(value)
+        if kind is int:
             return shared.setdefault((kind, value), value)
-        if kind is float:
-            return shared.setdefault((kind, value.hex()), value)  # type: ignore[attr-defined]
-        walk(value)
+        if isinstance(value, float) and kind is float:
+            return shared.setdefault((kind, value.hex()), value)
+        pending.append(value)
         return value
 
-    def walk(value: object) -> None:
+    while pending:
+        value = pending.pop()
         if id(value) in seen:
-            return
+            continue
         seen.add(id(value))
         if isinstance(value, list):
             value[:] = [one(item) for item in value]
@@ -168,14 +238,11 @@ def share_equal_values(model: object) -> None:
             for key, item in value.items():
                 value[key] = one(item)
         elif isinstance(value, tuple):
-            for item in value:  # tuples stay as they are; what they hold is shared
-                walk(item)
+            pending.extend(value)  # tuples stay as they are; what they hold is shared
         elif isinstance(value, BaseModel):
             fields = value.__dict__
             for key, item in fields.items():
                 fields[key] = one(item)
-
-    walk(model)
 
 
 def main() -> int:

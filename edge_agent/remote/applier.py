@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from edge_agent.errors import ConfigChangeRefused, ConfigError
+from edge_agent.errors import ConfigChangeRefused, ConfigCheckFailed, ConfigError
 from edge_agent.remote.contracts import ApplyOutcome
 from edge_agent.remote.history import ConfigHistory, config_hash, write_active_config
 from edge_agent.remote.unconfirmed import clear_unconfirmed, mark_unconfirmed
@@ -50,6 +50,9 @@ class FileConfigApplier:
         # on the event loop stalls every poller for seconds at start-up.
         self._config = config if config is not None else self._validate(self._text, str(self.config_path))
         self._data: dict[str, Any] | None = None  # parsed when first asked for
+        # While a change is on trial: the hash and validated model of the config it replaced, so that a
+        # rollback needs no second validation (which could fail for reasons of its own).
+        self._previous: tuple[str, Any] | None = None
         latest = history.latest()
         if latest is None or latest.hash != config_hash(self._text):
             history.record(self._text, version=None, label="", by="local", source="startup")
@@ -86,6 +89,7 @@ class FileConfigApplier:
     def end_confirm(self) -> None:
         """The trial ended (confirmed or rolled back)."""
         clear_unconfirmed(self.history)
+        self._previous = None
 
     async def apply(self, text: str, source: str, by: str, version: int | None, *,
                     on_trial: bool = False) -> ApplyOutcome:
@@ -95,8 +99,17 @@ class FileConfigApplier:
         durable before the config file changes, so no power cut can leave the new file without it.
         """
         new_hash = config_hash(text)
+        previous = self._previous
         try:  # validation of a large config is CPU work: keep the event loop free meanwhile
-            new_config = await asyncio.to_thread(self._validate, text, source)
+            if previous is not None and previous[0] == new_hash:  # back to the config the trial replaced
+                new_config = previous[1]
+            else:
+                new_config = await asyncio.to_thread(self._validate, text, source)
+        except ConfigCheckFailed as exc:
+            log.warning("config change from %s could not be checked: %s", source, exc)
+            return ApplyOutcome("rejected", new_hash, [str(exc)], unchecked=True,
+                                message="the config could not be checked now (not a verdict on it); "
+                                        "nothing changed, try again")
         except ConfigError as exc:
             return ApplyOutcome("rejected", new_hash, list(exc.errors),
                                 message="invalid config; nothing changed")
@@ -127,6 +140,7 @@ class FileConfigApplier:
             await self._restore(new_config, old_config)
             return ApplyOutcome("rolled_back", new_hash, [f"cannot save the config: {exc}"],
                                 message="the config could not be saved; the previous config runs again")
+        self._previous = (config_hash(self._text), old_config) if on_trial else None
         self._text, self._config, self._data = text, new_config, None
         return ApplyOutcome("accepted", new_hash, restarted=restarted)
 

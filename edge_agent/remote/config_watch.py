@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 LocalApply = Callable[[str, str], Awaitable[ApplyOutcome]]
 """``async (text, source) -> outcome``: typically ``RemoteService.apply_local``."""
+
+
+#: Longest wait between tries of a local edit that could not be checked (its validation process failed), s.
+MAX_RETRY_DELAY_S = 60.0
 
 
 class ConfigFileWatch:
@@ -39,6 +44,9 @@ class ConfigFileWatch:
         self._reload = asyncio.Event()
         self._last_stat: tuple[int, int] | None = None
         self._refused_hash: str | None = None
+        # after a check that could not run: no new try before this (monotonic s), waits doubling to a minute
+        self._retry_at = 0.0
+        self._retry_delay_s = 0.0
         self.last_outcome: ApplyOutcome | None = None
 
     def request_reload(self) -> None:
@@ -71,6 +79,8 @@ class ConfigFileWatch:
             return None
         if stat == self._last_stat and not force:
             return None
+        if time.monotonic() < self._retry_at and not force:
+            return None
         self._last_stat = stat
         try:
             raw = await asyncio.to_thread(self.read)
@@ -85,6 +95,14 @@ class ConfigFileWatch:
             return None
         outcome = await self._apply(raw, str(self.path))
         self.last_outcome = outcome
+        if outcome.unchecked:  # not a verdict: look at the file again later
+            self._last_stat = None
+            self._retry_delay_s = min(MAX_RETRY_DELAY_S, max(self.interval_s, 2 * self._retry_delay_s))
+            self._retry_at = time.monotonic() + self._retry_delay_s
+            log.warning("local edit of %s could not be checked now; trying again in %.0f s: %s",
+                        self.path, self._retry_delay_s, "; ".join(outcome.errors))
+            return outcome
+        self._retry_at, self._retry_delay_s = 0.0, 0.0
         if outcome.result == "rejected":
             self._refused_hash = text_hash
             log.error("local edit of %s refused; the running config stays:\n  %s", self.path,

@@ -57,6 +57,9 @@ class ApplyOutcome:
     errors: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     message: str = ""
+    #: rejected only because the config could not be checked now (its validation process failed): not a
+    #: verdict on the config, worth another try
+    unchecked: bool = False
 
 
 class ConfigApplier(Protocol):

@@ -397,8 +397,10 @@ class RemoteService:
         # On trial until this returns: a stop, a crash or a power cut meanwhile is undone at the next start.
         await asyncio.to_thread(self._applier.begin_confirm, pending.previous_text)
         result = await confirm.run()
-        await asyncio.to_thread(self._applier.end_confirm)
         attempt = replace(pending.attempt, at_ms=_now_ms())
+        if result.confirmed or (rollback_outcome and rollback_outcome[0].result == "accepted"):
+            await asyncio.to_thread(self._applier.end_confirm)
+        # else the rollback failed: the marker stays, so that the next start goes back to the previous config
         if result.confirmed:
             return replace(attempt, result="accepted",
                            message=f"confirmed healthy after {result.elapsed_s:.1f} s")
@@ -408,7 +410,8 @@ class RemoteService:
                                   source="rollback")
             return replace(attempt, result="rolled_back", message=result.reason,
                            errors=[f"rolled_back: {result.reason}"])
-        log.critical("remote: rollback to the previous config failed: %s", undo.errors)
+        log.critical("remote: rollback to the previous config failed: %s; the next start goes back to it",
+                     undo.errors)
         return replace(attempt, result="accepted", errors=[f"rolled_back: {result.reason}",
                                                            *(f"rollback failed: {e}" for e in undo.errors)],
                        message="unhealthy, and the rollback failed: the new config is still running")
@@ -434,7 +437,7 @@ class RemoteService:
             # rollback would throw the engineer's edit away: the edit stays.
             confirm = (self._health is not None and self.settings.confirm_window_s > 0
                        and await self._health() is True)
-            outcome = await self._apply(text, source, "local", None)
+            outcome = await self._apply(text, source, "local", None, on_trial=confirm)
             attempt = self._attempt_from(outcome, config_hash(text), "local", "local", None, "")
             if outcome.result == "accepted":
                 self.active = ActiveConfig(outcome.hash, None, "", attempt.at_ms, "local", source)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from drivers.base import Quality, Reading, Waveform
 from edge_agent.records import Priority
 from edge_agent.summaries import EncodedSummary, SummaryAggregator
-from edge_agent.telemetry import CycleFrame, RawDeviceSettings, RawTelemetry, RawTelemetrySettings
+from edge_agent.telemetry import CycleFrame, RawDeviceSettings, RawTelemetry, RawTelemetrySettings, frame_index
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class LatestValues(Mapping[str, LatestValue]):
         self._units = units
         self._frames: dict[str, dict[tuple[str, ...], _Columns]] = {}
         self._singles: dict[str, dict[str, tuple[int, LatestValue]]] = {}
-        self._indexes: dict[tuple[str, ...], dict[str, int]] = {}
         self._seq = 0
 
     def set_units(self, units: Mapping[str, str]) -> None:
@@ -78,11 +77,7 @@ class LatestValues(Mapping[str, LatestValue]):
             for i, r in enumerate(frame.readings):
                 singles[r.point] = (self._seq, LatestValue(r.value, r.quality, ts[i], "", r.reason))
             return
-        index = self._indexes.get(frame.names)
-        if index is None:
-            if len(self._indexes) >= 64:
-                self._indexes.clear()
-            index = self._indexes[frame.names] = {n: i for i, n in enumerate(frame.names)}
+        index = frame_index(frame.names)
         reasons: dict[int, str | None] = {}
         if not frame.all_good:
             reasons = {i: frame.readings[i].reason for i, q in enumerate(frame.qualities) if q is not Quality.GOOD}

@@ -323,6 +323,7 @@ async def run_agent(cfg: AgentConfig, config_path: Path | None, duration_s: floa
             cfg = await asyncio.to_thread(load_config_checked, config_path)
     text = await asyncio.to_thread(config_path.read_text, encoding="utf-8") if config_path is not None else ""
     service = AgentService(cfg, config_path, text)
+    del text  # this frame lives as long as the agent: 600 KB of YAML at 10 000 points
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

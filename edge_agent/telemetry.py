@@ -200,6 +200,25 @@ def _is_none(value: object) -> bool:
     return value is None
 
 
+_FRAME_INDEXES: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def frame_index(names: tuple[str, ...]) -> dict[str, int]:
+    """``{name: position}`` of a reading order (a repeated name: its last position); never change it.
+
+    Orders without repeats share one map for every consumer (the pipeline's latest values, the summaries'
+    layout): 10 000 points, ~0.5 MB each. The last 64 orders are kept for lookup.
+    """
+    index = _FRAME_INDEXES.get(names)
+    if index is None:
+        index = {name: i for i, name in enumerate(names)}
+        if len(index) == len(names):
+            if len(_FRAME_INDEXES) >= 64:  # bounded: subscription batches can come in many shapes
+                _FRAME_INDEXES.clear()
+            _FRAME_INDEXES[names] = index
+    return index
+
+
 class LayoutIndex:
     """Stable positions for the point names of one device, and the permutation for each reading order.
 
@@ -210,10 +229,15 @@ class LayoutIndex:
     """
 
     def __init__(self, names: Iterable[str] = ()) -> None:
-        self.position: dict[str, int] = {}
         self._layouts: dict[tuple[str, ...], list[int] | None] = {}
-        for name in names:
-            self.position.setdefault(name, len(self.position))
+        order = tuple(names)
+        # Shared with the pipeline's map of the same reading order while no new name comes (copied then).
+        self.position: dict[str, int] = frame_index(order)
+        self._shared = len(self.position) == len(order)
+        if not self._shared:  # a repeated name keeps its first position here
+            self.position = {}
+            for name in order:
+                self.position.setdefault(name, len(self.position))
 
     def __len__(self) -> int:
         return len(self.position)
@@ -225,6 +249,9 @@ class LayoutIndex:
         except KeyError:
             pass
         position = self.position
+        if self._shared and not all(map(position.__contains__, names)):
+            position = self.position = dict(position)
+            self._shared = False
         for name in names:
             position.setdefault(name, len(position))
         index = list(map(position.__getitem__, names))

@@ -81,10 +81,16 @@ def model_validator(*, mode: str) -> Callable[[F], F]:
 
 
 class BaseModel:
-    """A config model without pydantic: attributes, properties and methods, filled by unpickling only."""
+    """A config model without pydantic: attributes, properties and methods, filled by unpickling only.
+
+    Nothing here reads ``self.__dict__``: CPython 3.11 keeps an instance's attributes in a compact values
+    array and builds the dict object only when asked for it (64 bytes more per point, for good). The field
+    names come from the first unpickled instance of each class (pydantic pickles every field, in order).
+    """
 
     model_config: ClassVar[dict[str, Any]] = {}
     _lean_frozen: ClassVar[bool] = False
+    _lean_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__()
@@ -102,18 +108,21 @@ class BaseModel:
             "or validate one; load configs through edge_agent.config.isolated"
         )
 
+    def _lean_values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in type(self)._lean_fields)
+
     def __getstate__(self) -> dict[str, Any]:
         """The state in pydantic's layout, so that a validating process can unpickle it too."""
-        return {"__dict__": dict(self.__dict__), "__pydantic_extra__": None,
-                "__pydantic_fields_set__": set(self.__dict__), "__pydantic_private__": None}
+        fields = dict(zip(type(self)._lean_fields, self._lean_values(), strict=True))
+        return {"__dict__": fields, "__pydantic_extra__": None, "__pydantic_fields_set__": set(fields),
+                "__pydantic_private__": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Take the fields from pydantic's pickled state (or a plain ``__dict__``, as ``copy`` gives it).
-
-        Set one by one in field order, so CPython keeps the instance dicts key-sharing: each instance
-        stores only its values, which matters for 10 000 points.
-        """
+        """Take the fields from pydantic's pickled state (or this class's own, as ``copy`` gives it)."""
         fields = state["__dict__"] if "__pydantic_fields_set__" in state else state
+        cls = type(self)
+        if "_lean_fields" not in cls.__dict__:
+            cls._lean_fields = tuple(fields)
         set_attr = object.__setattr__
         for name, value in fields.items():
             set_attr(self, name, value)
@@ -126,11 +135,13 @@ class BaseModel:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.__dict__ == other.__dict__
+        assert isinstance(other, BaseModel)
+        return self._lean_values() == other._lean_values()
 
     def _frozen_hash(self) -> int:
-        return hash((type(self), tuple(self.__dict__.values())))
+        return hash((type(self), self._lean_values()))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items())
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(type(self)._lean_fields, self._lean_values(),
+                                                                        strict=True))
         return f"{type(self).__name__}({fields})"

@@ -240,9 +240,14 @@ def share_equal_values(model: object) -> None:
         elif isinstance(value, tuple):
             pending.extend(value)  # tuples stay as they are; what they hold is shared
         elif isinstance(value, BaseModel):
-            fields = value.__dict__
-            for key, item in fields.items():
-                fields[key] = one(item)
+            lean_fields: tuple[str, ...] | None = getattr(type(value), "_lean_fields", None)
+            if lean_fields is None:  # pydantic's model: the fields live in a real __dict__
+                fields = value.__dict__
+                for key, item in fields.items():
+                    fields[key] = one(item)
+            else:  # lean: through the attributes (asking for __dict__ would build one, 64 bytes each)
+                for name in lean_fields:
+                    object.__setattr__(value, name, one(getattr(value, name)))
 
 
 def main() -> int:

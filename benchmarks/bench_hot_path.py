@@ -81,7 +81,7 @@ def run_pipeline(points: int, cycles: int, on_change: bool) -> tuple[float, floa
     t0 = time.process_time_ns()
     closes = asyncio.run(_close(pipeline, float(cycles + 1)))
     close_ns = time.process_time_ns() - t0
-    assert closes == 1
+    assert closes >= 1  # one record per asset, or several parts for an asset too big for one message
     return spent / cycles / 1e3, close_ns / 1e6
 
 

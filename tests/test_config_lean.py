@@ -238,3 +238,10 @@ def test_stopping_the_agent_ends_a_running_check_at_once(monkeypatch: pytest.Mon
     worker.join(5)
     assert not worker.is_alive()
     assert len(failures) == 1 and isinstance(failures[0], ConfigCheckFailed)
+
+
+def test_a_child_running_newer_code_refuses_to_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the agent loaded its models from other files than the child finds (an upgrade under a running agent)
+    monkeypatch.setattr(isolated, "_CODE_FINGERPRINT", "models.py:1234:1")
+    with pytest.raises(ConfigCheckFailed, match="code on disk changed"):
+        isolated._in_child(("path", "config/example.yaml", None), "config/example.yaml")

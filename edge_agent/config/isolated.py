@@ -45,6 +45,23 @@ _RUNNING_LOCK = threading.Lock()
 
 _OK = "ok"
 _INVALID = "invalid"
+_STALE = "stale"
+
+
+def _code_fingerprint() -> str:
+    """Names, sizes and modification times of the config package's files: the code the models come from."""
+    package = Path(__file__).resolve().parent
+    parts = []
+    for path in sorted(package.glob("*.py")):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
+    return ";".join(parts)
+
+
+#: Taken when this process loads the models. A child that finds other files (an upgrade installed under a
+#: running agent) refuses to answer: the agent would unpickle new models into its old classes.
+_CODE_FINGERPRINT = _code_fingerprint()
 _STDERR_LINES_LOGGED = 20
 
 
@@ -127,6 +144,9 @@ def _in_child(request: tuple[Any, ...], source: str) -> AgentConfig:
     kind, payload, peak_rss_bytes = answer
     if kind == _INVALID:
         raise ConfigError(list(payload))
+    if kind == _STALE:
+        raise ConfigCheckFailed(f"{source}: the agent's code on disk changed since it started (an upgrade?); "
+                                "restart the agent to check and apply configs again")
     if kind != _OK:
         raise ConfigCheckFailed(f"{source}: the config validation process answered {kind!r}")
     share_equal_values(payload)  # numbers: pickle does not keep them shared (texts it does)
@@ -141,7 +161,7 @@ def _exchange(child: subprocess.Popen[bytes], request: tuple[Any, ...]) -> tuple
     assert child.stdin is not None and child.stdout is not None
     try:
         with child.stdin:
-            child.stdin.write(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            child.stdin.write(pickle.dumps((_CODE_FINGERPRINT, request), protocol=pickle.HIGHEST_PROTOCOL))
     except BrokenPipeError:
         pass  # the child is gone: its exit code tells why
     try:
@@ -181,10 +201,12 @@ def _peak_rss_bytes() -> int:
     return 0
 
 
-def _serve(request: tuple[Any, ...]) -> tuple[str, object, int]:
+def _serve(fingerprint: str, request: tuple[Any, ...]) -> tuple[str, object, int]:
     """The child's work: validate as the request says; the answer the parent unpickles."""
     from edge_agent.config.loader import load_config, load_config_text
 
+    if fingerprint != _CODE_FINGERPRINT:
+        return _STALE, None, _peak_rss_bytes()
     try:
         if request[0] == "path":
             _, path, max_bytes = request
@@ -252,8 +274,8 @@ def share_equal_values(model: object) -> None:
 
 def main() -> int:
     """Child entry: a pickled request on stdin, the pickled answer on stdout."""
-    request = pickle.loads(sys.stdin.buffer.read())
-    answer = _serve(request)
+    fingerprint, request = pickle.loads(sys.stdin.buffer.read())
+    answer = _serve(fingerprint, request)
     sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
     return 0

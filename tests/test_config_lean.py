@@ -25,6 +25,11 @@ from edge_agent.config import isolated, load_config, load_config_text
 from edge_agent.config.isolated import ConfigCheckFailed, load_config_checked, share_equal_values
 from edge_agent.errors import ConfigError
 
+try:
+    from tests.test_config import MINIMAL
+except ImportError:  # tests/ is not a package
+    from test_config import MINIMAL  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_CONFIGS = [ROOT / "config" / "example.yaml", ROOT / "config" / "full-example.yaml",
                 ROOT / "config" / "demo.yaml"]
@@ -166,15 +171,7 @@ def test_a_stuck_child_is_stopped(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_share_equal_values_makes_equal_values_one_object() -> None:
     points = "\n".join(f"      - {{name: p{i}, address: {i}, type: int16, scale: 0.01, offset: -0.0, unit: bar}}"
                        for i in range(20))
-    text = textwrap.dedent("""\
-        agent: {id: gw, site: plant}
-        mqtt: {url: "mqtt://127.0.0.1:1883"}
-        devices:
-          - name: plc
-            protocol: modbus_tcp
-            host: 127.0.0.1
-            points:
-        """) + points + "\n"
+    text = MINIMAL.replace("{points}", points)
     unpickled = pickle.loads(pickle.dumps(load_config_text(text, "<test>")))
     assert len({id(p.scale) for p in unpickled.devices[0].points}) == 20  # pickle writes every number anew
     cfg = isolated._in_child(("text", text, "<test>", None), "<test>")

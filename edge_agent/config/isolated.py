@@ -34,10 +34,15 @@ from edge_agent.errors import ConfigCheckFailed, ConfigError
 if TYPE_CHECKING:
     from edge_agent.config.models import AgentConfig
 
+__all__ = ["ConfigCheckFailed", "load_config_checked", "load_config_text_checked", "share_equal_values",
+           "stop_config_checks"]
+
 log = logging.getLogger(__name__)
 
 #: A 1 MB config validates in about 2 s on a Raspberry Pi 3; far above that, the child is stuck.
 CHILD_TIMEOUT_S = 120.0
+#: The child's last stderr lines that reach the agent's log (a traceback, a warning).
+_STDERR_LINES_LOGGED = 20
 
 #: Validation children running now (normally none or one), for :func:`stop_config_checks`.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
@@ -62,12 +67,6 @@ def _code_fingerprint() -> str:
 #: Taken when this process loads the models. A child that finds other files (an upgrade installed under a
 #: running agent) refuses to answer: the agent would unpickle new models into its old classes.
 _CODE_FINGERPRINT = _code_fingerprint()
-_STDERR_LINES_LOGGED = 20
-
-
-__all__ = ["ConfigCheckFailed", "load_config_checked", "load_config_text_checked", "share_equal_values",
-           "stop_config_checks"]
-
 
 def load_config_checked(path: str | Path, *, max_bytes: int | None = None) -> AgentConfig:
     """The validated config of the file at ``path``, as :func:`edge_agent.config.load_config` gives it.
@@ -110,6 +109,7 @@ def _in_child(request: tuple[Any, ...], source: str) -> AgentConfig:
                                      start_new_session=True)
         except OSError as exc:
             raise ConfigCheckFailed(f"{source}: cannot start the config validation process: {exc}") from exc
+
         def expire() -> None:
             expired.set()
             _kill(child)

@@ -22,6 +22,9 @@ from footprint_probe import counter_total
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+#: How far VmHWM may trail a sampled VmRSS (see the last assertions), bytes.
+KERNEL_RSS_SLACK_BYTES = 1 << 20
+
 SMALL = ReferenceLoad(modbus_points=200, modbus_devices=2, opcua_items=20, vibration_channels=2,
                       waveform_samples=8192, summary_interval_s=10.0, limit_rules=5)
 
@@ -50,7 +53,10 @@ def test_small_load_is_carried_measured_and_reported(tmp_path: Path) -> None:
     window = result.samples
     assert len(window) >= 4 and all(s.rss_bytes > 10 * 2**20 for s in window)
     assert result.end.proc.cpu_s > result.start.proc.cpu_s
-    assert result.end.proc.hwm_bytes >= max(s.rss_bytes for s in window)
+    # VmHWM is the peak of VmRSS, up to the kernel's per-CPU counter slack: since Linux 6.2 both come from
+    # approximate per-CPU sums, and the peak is taken at unmaps (CI saw VmHWM 114 kB below a sampled VmRSS
+    # once the agent unmapped its large blocks every cycle).
+    assert result.end.proc.hwm_bytes >= max(s.rss_bytes for s in window) - KERNEL_RSS_SLACK_BYTES
 
     report = render(result)
     for expected in ("agent CPU, mean over the window", "peak RSS", "RSS slope after warm-up",

@@ -45,17 +45,19 @@ class FileConfigApplier:
         self.history = history
         self._validate = validate or _default_validator
         self._on_change = on_change
-        self._text = text if text is not None else self.config_path.read_text(encoding="utf-8")
+        if text is None:
+            text = self.config_path.read_text(encoding="utf-8")
+        self._text = text
         # The agent passes the model it already validated from this text: validating a large config twice
         # on the event loop stalls every poller for seconds at start-up.
-        self._config = config if config is not None else self._validate(self._text, str(self.config_path))
+        self._config = config if config is not None else self._validate(text, str(self.config_path))
         self._data: dict[str, Any] | None = None  # parsed when first asked for
         # While a change is on trial: the hash and validated model of the config it replaced, so that a
         # rollback needs no second validation (which could fail for reasons of its own).
         self._previous: tuple[str, Any] | None = None
         latest = history.latest()
-        if latest is None or latest.hash != config_hash(self._text):
-            history.record(self._text, version=None, label="", by="local", source="startup")
+        if latest is None or latest.hash != self._text_hash:
+            history.record(text, version=None, label="", by="local", source="startup")
 
     @property
     def _text(self) -> str:
@@ -65,6 +67,7 @@ class FileConfigApplier:
     @_text.setter
     def _text(self, text: str) -> None:
         self._packed_text = zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+        self._text_hash = config_hash(text)  # kept beside it: comparing needs no decompression
 
     @property
     def config(self) -> Any:
@@ -117,7 +120,7 @@ class FileConfigApplier:
             log.exception("config validation raised instead of reporting")
             return ApplyOutcome("rejected", new_hash, [f"{source}: cannot validate: {type(exc).__name__}: {exc}"],
                                 message="the config could not be validated; nothing changed")
-        if new_hash == config_hash(self._text):
+        if new_hash == self._text_hash:
             return ApplyOutcome("accepted", new_hash,
                                 message="identical to the running config; nothing restarted")
         old_config = self._config
@@ -140,7 +143,7 @@ class FileConfigApplier:
             await self._restore(new_config, old_config)
             return ApplyOutcome("rolled_back", new_hash, [f"cannot save the config: {exc}"],
                                 message="the config could not be saved; the previous config runs again")
-        self._previous = (config_hash(self._text), old_config) if on_trial else None
+        self._previous = (self._text_hash, old_config) if on_trial else None
         self._text, self._config, self._data = text, new_config, None
         return ApplyOutcome("accepted", new_hash, restarted=restarted)
 

@@ -111,15 +111,18 @@ class BaseModel:
     def _lean_values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in type(self)._lean_fields)
 
+    def _lean_items(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self)._lean_fields}
+
     def __getstate__(self) -> dict[str, Any]:
         """The state in pydantic's layout, so that a validating process can unpickle it too."""
-        fields = dict(zip(type(self)._lean_fields, self._lean_values(), strict=True))
+        fields = self._lean_items()
         return {"__dict__": fields, "__pydantic_extra__": None, "__pydantic_fields_set__": set(fields),
                 "__pydantic_private__": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Take the fields from pydantic's pickled state (or this class's own, as ``copy`` gives it)."""
-        fields = state["__dict__"] if "__pydantic_fields_set__" in state else state
+        """Take the fields from pydantic's pickled state (:meth:`__getstate__` gives the same layout)."""
+        fields = state["__dict__"]
         cls = type(self)
         if "_lean_fields" not in cls.__dict__:
             cls._lean_fields = tuple(fields)
@@ -142,6 +145,5 @@ class BaseModel:
         return hash((type(self), self._lean_values()))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(type(self)._lean_fields, self._lean_values(),
-                                                                        strict=True))
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._lean_items().items())
         return f"{type(self).__name__}({fields})"

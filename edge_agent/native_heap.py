@@ -21,7 +21,7 @@ adjustment off: a 10 000-point cycle's large transients then come and go with th
 (2.2 MB less peak RSS at 10 000 points; benchmarks/RESULTS.md).
 
 The figures (:meth:`NativeHeap.stats`) tell a leak (``in_use`` grows) from fragmentation (``free`` grows
-while ``in_use`` stays); the agent exports them on ``/metrics``. :class:`NativeHeap` finds the two glibc
+while ``in_use`` stays); the agent exports them on ``/metrics``. :class:`NativeHeap` finds the glibc
 functions with :mod:`ctypes` once. On other C libraries (musl in Alpine containers, macOS) they are
 unavailable: ``stats`` returns None and ``trim`` does nothing; nothing else in the agent depends on them.
 """
